@@ -1,0 +1,1 @@
+//! blast run lifecycle (being written).

@@ -1,0 +1,247 @@
+//! The statistics snapshot a shard (and later a node) reports every interval.
+//!
+//! A delta holds what happened since the previous one, so deltas add up:
+//! merging every delta a run produced gives the run's totals exactly, and
+//! histograms merge without loss.
+
+use std::collections::HashMap;
+
+use hdrhistogram::Histogram;
+
+use crate::{FailureKind, Method};
+
+/// Latency histogram, in microseconds, 3 significant digits, auto-resizing.
+pub type LatencyHistogram = Histogram<u64>;
+
+/// A fresh, empty latency histogram.
+pub fn new_histogram() -> LatencyHistogram {
+    // 3 significant digits: every recorded value is kept within 0.1%.
+    Histogram::new(3).expect("3 significant digits is a valid histogram precision")
+}
+
+/// One row of the statistics: a request type and a name that groups URLs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryKey {
+    /// The request's method.
+    pub method: Method,
+    /// The name requests are grouped under (the URL path unless the script
+    /// gives one).
+    pub name: String,
+}
+
+/// What one entry recorded during one interval.
+#[derive(Clone, Debug)]
+pub struct EntryDelta {
+    /// Which entry.
+    pub key: EntryKey,
+    /// Latency of every request, failed or not, in microseconds.
+    pub latency: LatencyHistogram,
+    /// Requests completed (answered or failed).
+    pub requests: u64,
+    /// Of those, failed.
+    pub failures: u64,
+    /// Response body bytes received.
+    pub bytes: u64,
+    /// Exact sum of latencies in microseconds, for an exact average.
+    pub latency_sum_us: u64,
+}
+
+impl EntryDelta {
+    /// An empty delta for `key`.
+    pub fn new(key: EntryKey) -> EntryDelta {
+        EntryDelta {
+            key,
+            latency: new_histogram(),
+            requests: 0,
+            failures: 0,
+            bytes: 0,
+            latency_sum_us: 0,
+        }
+    }
+
+    /// Records one request.
+    pub fn record(&mut self, latency_us: u64, bytes: u64, failed: bool) {
+        // Auto-resizing histograms only refuse values beyond u64's range.
+        let _ = self.latency.record(latency_us.max(1));
+        self.requests += 1;
+        self.failures += u64::from(failed);
+        self.bytes += bytes;
+        self.latency_sum_us += latency_us;
+    }
+
+    /// Adds `other`'s counts to this one's.
+    pub fn merge(&mut self, other: &EntryDelta) {
+        // Both histograms auto-resize, so adding cannot run out of range.
+        let _ = self.latency.add(&other.latency);
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.bytes += other.bytes;
+        self.latency_sum_us += other.latency_sum_us;
+    }
+}
+
+/// Failures of one kind for one entry during an interval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailureDelta {
+    /// Which entry failed.
+    pub key: EntryKey,
+    /// Why.
+    pub kind: FailureKind,
+    /// The script's reason for [`FailureKind::Script`]; empty otherwise.
+    pub message: String,
+    /// How many times.
+    pub count: u64,
+    /// When first seen, in milliseconds since the Unix epoch.
+    pub first_seen_ms: u64,
+    /// When last seen, in milliseconds since the Unix epoch.
+    pub last_seen_ms: u64,
+}
+
+impl FailureDelta {
+    /// The text of the error, as a report shows it.
+    pub fn error_text(&self) -> String {
+        if self.message.is_empty() {
+            self.kind.to_string()
+        } else {
+            self.message.clone()
+        }
+    }
+}
+
+/// A script error (an exception in a task) during an interval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScriptErrorDelta {
+    /// The error message.
+    pub message: String,
+    /// Where, as `file:line:column`.
+    pub location: String,
+    /// How many times.
+    pub count: u64,
+    /// When first seen, in milliseconds since the Unix epoch.
+    pub first_seen_ms: u64,
+    /// When last seen, in milliseconds since the Unix epoch.
+    pub last_seen_ms: u64,
+}
+
+/// Everything a shard or node recorded since its previous delta.
+#[derive(Clone, Debug, Default)]
+pub struct StatsDelta {
+    /// Who sent it (a shard index, or a node id).
+    pub source: u32,
+    /// Numbered from 0 per source with no gaps, so a lost or repeated delta
+    /// shows.
+    pub seq: u64,
+    /// When the delta was cut, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Per-entry counts and latencies.
+    pub entries: Vec<EntryDelta>,
+    /// Failures by entry and kind.
+    pub failures: Vec<FailureDelta>,
+    /// Script errors by message and location.
+    pub errors: Vec<ScriptErrorDelta>,
+    /// Users alive at the time of the cut.
+    pub users: u64,
+    /// Fraction of the interval the sender was busy (0.0 to 1.0); for a node,
+    /// the busiest of its shards.
+    pub busy: f64,
+    /// Set on the last delta a source sends in a run.
+    pub last: bool,
+}
+
+impl StatsDelta {
+    /// True when the delta holds no request, failure or error.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.failures.is_empty() && self.errors.is_empty()
+    }
+
+    /// Adds the counts of `other` to this delta (entries, failures and
+    /// errors by key). Users add up, busy keeps the maximum; source, seq and
+    /// times are the caller's to set.
+    pub fn merge(&mut self, other: &StatsDelta) {
+        let mut index: HashMap<EntryKey, usize> = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.key.clone(), i))
+            .collect();
+        for entry in &other.entries {
+            match index.get(&entry.key) {
+                Some(&i) => self.entries[i].merge(entry),
+                None => {
+                    index.insert(entry.key.clone(), self.entries.len());
+                    self.entries.push(entry.clone());
+                }
+            }
+        }
+        for failure in &other.failures {
+            match self.failures.iter_mut().find(|f| {
+                f.key == failure.key && f.kind == failure.kind && f.message == failure.message
+            }) {
+                Some(f) => {
+                    f.count += failure.count;
+                    f.first_seen_ms = f.first_seen_ms.min(failure.first_seen_ms);
+                    f.last_seen_ms = f.last_seen_ms.max(failure.last_seen_ms);
+                }
+                None => self.failures.push(failure.clone()),
+            }
+        }
+        for error in &other.errors {
+            match self
+                .errors
+                .iter_mut()
+                .find(|e| e.message == error.message && e.location == error.location)
+            {
+                Some(e) => {
+                    e.count += error.count;
+                    e.first_seen_ms = e.first_seen_ms.min(error.first_seen_ms);
+                    e.last_seen_ms = e.last_seen_ms.max(error.last_seen_ms);
+                }
+                None => self.errors.push(error.clone()),
+            }
+        }
+        self.users += other.users;
+        self.busy = self.busy.max(other.busy);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> EntryKey {
+        EntryKey { method: Method::Get, name: name.to_string() }
+    }
+
+    #[test]
+    fn merging_deltas_adds_counts_and_histograms() {
+        let mut a = StatsDelta::default();
+        let mut e = EntryDelta::new(key("/"));
+        e.record(100, 10, false);
+        e.record(300, 10, true);
+        a.entries.push(e);
+        let mut b = StatsDelta::default();
+        let mut e = EntryDelta::new(key("/"));
+        e.record(200, 5, false);
+        b.entries.push(e);
+        b.entries.push(EntryDelta::new(key("/other")));
+        b.failures.push(FailureDelta {
+            key: key("/"),
+            kind: FailureKind::Status(500),
+            message: String::new(),
+            count: 2,
+            first_seen_ms: 5,
+            last_seen_ms: 9,
+        });
+        a.merge(&b);
+        a.merge(&b);
+        assert_eq!(a.entries.len(), 2);
+        let root = &a.entries[0];
+        assert_eq!(root.requests, 4);
+        assert_eq!(root.failures, 1);
+        assert_eq!(root.bytes, 30);
+        assert_eq!(root.latency.len(), 4);
+        assert_eq!(root.latency_sum_us, 800);
+        assert_eq!(a.failures.len(), 1);
+        assert_eq!(a.failures[0].count, 4);
+    }
+}

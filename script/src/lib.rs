@@ -1,0 +1,1 @@
+//! blast scenario language (being written).

@@ -1,0 +1,1 @@
+//! blast built-in target (being written).
