@@ -1,10 +1,26 @@
 //! blast's load engine: one shard per core, each with its own executor,
 //! HTTP/1.1 client, users and statistics.
 //!
-//! The engine knows nothing of Rhai: it runs any [`VirtualUser`] a
-//! per-shard [`ShardScenario`] creates. Nothing here knows the controller
-//! exists; a node reports [`blast_proto::StatsDelta`]s over a channel.
+//! - [`LocalNode`] starts the shards of this process, takes commands (ramp
+//!   to N users, stop) and delivers merged [`blast_proto::StatsDelta`]s.
+//! - [`VirtualUser`] is what a shard runs; a per-shard [`ShardScenario`]
+//!   makes users. The engine knows nothing of Rhai.
+//! - [`http`] is the HTTP/1.1 client: a sans-IO codec, connections, TLS.
+//!
+//! Nothing here knows the controller exists. Only the `runtime` module names
+//! the executor library (glommio).
 
 #![warn(missing_docs)]
 
 pub mod http;
+mod node;
+mod runtime;
+mod shard;
+mod stats;
+mod user;
+
+pub use node::{LocalNode, NodeConfig, NodeError, NodeEvent};
+pub use runtime::allowed_cpus;
+pub use user::{
+    Outcome, Resume, ScenarioBuilder, ScriptError, ShardScenario, Step, VirtualUser, Work,
+};

@@ -1,1 +1,23 @@
-//! blast scenario language (being written).
+//! blast's scenario language, in Rhai.
+//!
+//! A scenario declares user types (`user(name, #{ weight, wait, tasks })`)
+//! whose tasks are script functions that call `http::get(...)` and friends.
+//! [`Scenario`] compiles and validates a file on the main thread and gives
+//! the engine a builder that compiles it again on each shard; there, each
+//! user's work runs on a pooled stackful coroutine (the bridge), so scripts
+//! read as plain blocking code while the shard never blocks.
+//!
+//! This crate depends on the engine; the engine knows nothing of it.
+
+#![warn(missing_docs)]
+
+mod bridge;
+mod discard;
+mod http_api;
+mod language;
+mod scenario;
+mod user;
+
+pub use http_api::HttpResponse;
+pub use language::{TaskDef, UserType, WaitTime};
+pub use scenario::{Scenario, ScenarioError};

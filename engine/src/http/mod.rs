@@ -1,9 +1,15 @@
 //! The HTTP/1.1 client: a sans-IO codec (request writer, response parser),
 //! and the connection and client that drive it over the runtime's sockets.
 
+mod client;
+mod connection;
+mod origin;
 mod request;
 mod response;
 
+pub(crate) use client::{ClientShared, HttpClient};
+pub use client::Response;
+pub use origin::{Origin, OriginError, Scheme, tls_config};
 pub use request::{Request, RequestError, write_request};
 pub use response::{
     BodyProgress, CodecError, Framing, HeaderBlock, Limits, ResponseHead, ResponseParser,

@@ -1,0 +1,201 @@
+//! A user's HTTP client: one keep-alive connection per origin, timeouts,
+//! and the one retry browsers make when a kept-alive connection turns out
+//! to have been closed by the server.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use blast_proto::FailureKind;
+
+use super::connection::{Connection, ExchangeError, IoBufs, Stream, io_failure};
+use super::origin::{Origin, Scheme};
+use super::{Limits, Request, ResponseHead, write_request};
+use crate::runtime::{self, Signal};
+
+/// A response as a user sees it. A request that failed without an answer
+/// has status 0 and a [`Response::failure`].
+#[derive(Debug, Default)]
+pub struct Response {
+    /// Status code; 0 when no answer arrived.
+    pub status: u16,
+    /// The head (headers), when kept.
+    pub head: ResponseHead,
+    /// The body, when the user asked to keep it (up to the body limit).
+    pub body: Vec<u8>,
+    /// Body bytes received, kept or not.
+    pub body_len: u64,
+    /// True when the body was longer than the limit and `body` holds only
+    /// its start.
+    pub body_cut: bool,
+    /// From the start of the request (connecting included) to the last
+    /// byte of the response.
+    pub elapsed: Duration,
+    /// Why the request failed at the transport or protocol level, if it did
+    /// (an HTTP error status is not a transport failure).
+    pub failure: Option<FailureKind>,
+}
+
+/// What every client on a shard shares.
+pub(crate) struct ClientShared {
+    pub(crate) origins: Arc<[Origin]>,
+    pub(crate) tls: Option<futures_rustls::TlsConnector>,
+    pub(crate) limits: Limits,
+    pub(crate) timeout: Duration,
+    /// Fired when the stop timeout runs out: requests still in flight end
+    /// as [`FailureKind::Stopped`].
+    pub(crate) hard_stop: Signal,
+    pool: RefCell<Vec<IoBufs>>,
+}
+
+impl ClientShared {
+    pub(crate) fn new(
+        origins: Arc<[Origin]>,
+        tls: Option<futures_rustls::TlsConnector>,
+        limits: Limits,
+        timeout: Duration,
+        hard_stop: Signal,
+    ) -> ClientShared {
+        ClientShared { origins, tls, limits, timeout, hard_stop, pool: RefCell::new(Vec::new()) }
+    }
+
+    fn take_bufs(&self) -> IoBufs {
+        self.pool.borrow_mut().pop().unwrap_or_else(|| IoBufs::new(self.limits))
+    }
+
+    fn give_back(&self, bufs: IoBufs) {
+        self.pool.borrow_mut().push(bufs);
+    }
+}
+
+/// A user's client.
+#[derive(Default)]
+pub(crate) struct HttpClient {
+    /// Kept-alive connections, by origin index.
+    conns: Vec<Option<Connection>>,
+}
+
+impl HttpClient {
+    /// Sends `req` and waits for its response, within the request timeout.
+    pub(crate) async fn send(&mut self, shared: &ClientShared, req: &Request) -> Response {
+        let started = Instant::now();
+        let mut response = Response::default();
+        let origin_index = usize::from(req.origin);
+        let Some(origin) = shared.origins.get(origin_index) else {
+            response.failure = Some(FailureKind::InvalidRequest);
+            return response;
+        };
+        if self.conns.len() <= origin_index {
+            self.conns.resize_with(origin_index + 1, || None);
+        }
+        let mut bufs = shared.take_bufs();
+        bufs.write.clear();
+        let written = if origin.base_path.is_empty() {
+            write_request(&mut bufs.write, req, &origin.host_header)
+        } else {
+            // A base path from the host URL goes before the request's path.
+            let mut prefixed = req.clone();
+            prefixed.path = format!("{}{}", origin.base_path, req.path);
+            write_request(&mut bufs.write, &prefixed, &origin.host_header)
+        };
+        if written.is_err() {
+            shared.give_back(bufs);
+            response.failure = Some(FailureKind::InvalidRequest);
+            response.elapsed = started.elapsed();
+            return response;
+        }
+        let timeout = req.timeout.unwrap_or(shared.timeout);
+        let slot = &mut self.conns[origin_index];
+        let mut body = Vec::new();
+        let keep = req.keep_body;
+        // Connecting counts against the request's timeout, like everything
+        // else until the last byte of the response.
+        let connecting = std::cell::Cell::new(false);
+        let attempt = async {
+            let mut retried = false;
+            loop {
+                let (mut conn, reused) = match slot.take() {
+                    Some(conn) => (conn, true),
+                    None => {
+                        connecting.set(true);
+                        let conn = open(shared, origin, timeout).await?;
+                        connecting.set(false);
+                        (conn, false)
+                    }
+                };
+                body.clear();
+                let keep_body = if keep { Some(&mut body) } else { None };
+                match conn.exchange(&mut bufs, req.method, &shared.limits, keep_body).await {
+                    Ok(reusable) => {
+                        if reusable {
+                            *slot = Some(conn);
+                        }
+                        return Ok(());
+                    }
+                    // The server closed a kept-alive connection just before
+                    // our request reached it: send it once more, fresh.
+                    Err(ExchangeError { answered: false, kind })
+                        if reused
+                            && !retried
+                            && matches!(kind, FailureKind::Reset | FailureKind::NoResponse) =>
+                    {
+                        retried = true;
+                    }
+                    Err(e) => return Err(e.kind),
+                }
+            }
+        };
+        let outcome = futures_lite::future::or(
+            async { runtime::with_timeout(timeout, attempt).await },
+            async {
+                shared.hard_stop.wait().await;
+                Some(Err(FailureKind::Stopped))
+            },
+        )
+        .await;
+        response.elapsed = started.elapsed();
+        match outcome {
+            Some(Ok(())) => {
+                response.status = bufs.parser.head().status;
+                response.body_len = bufs.parser.body_len();
+                response.body_cut = bufs.parser.body_cut();
+                if keep {
+                    response.head = bufs.parser.take_head();
+                    response.body = body;
+                }
+            }
+            Some(Err(kind)) => {
+                response.failure = Some(kind);
+                response.body_len = bufs.parser.body_len();
+            }
+            None => {
+                response.failure = Some(if connecting.get() {
+                    FailureKind::ConnectTimeout
+                } else {
+                    FailureKind::Timeout
+                });
+                response.body_len = bufs.parser.body_len();
+            }
+        }
+        shared.give_back(bufs);
+        response
+    }
+}
+
+/// Opens a connection to `origin`: TCP, then TLS for https.
+async fn open(shared: &ClientShared, origin: &Origin, limit: Duration) -> Result<Connection, FailureKind> {
+    let tcp = runtime::connect(origin.addr, limit).await.map_err(|e| match io_failure(&e) {
+        FailureKind::Timeout => FailureKind::ConnectTimeout,
+        _ => FailureKind::Connect,
+    })?;
+    let stream = match origin.scheme {
+        Scheme::Http => Stream::Plain(tcp),
+        Scheme::Https => {
+            let connector = shared.tls.as_ref().ok_or(FailureKind::Tls)?;
+            let name = origin.server_name().map_err(|_| FailureKind::Tls)?;
+            let tls = connector.connect(name, tcp).await.map_err(|_| FailureKind::Tls)?;
+            Stream::Tls(Box::new(tls))
+        }
+    };
+    Ok(Connection::new(stream))
+}

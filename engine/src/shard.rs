@@ -1,0 +1,325 @@
+//! One shard: a thread with its own executor, users, connections and
+//! statistics. It takes commands (ramp to N users, stop) and sends a stats
+//! delta every report interval; nothing on the request path is shared with
+//! another thread.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use blast_proto::{FailureKind, StatsDelta};
+
+use crate::http::{ClientShared, HttpClient, Limits, Origin, Request, Response};
+use crate::runtime::{self, Signal, Task};
+use crate::stats::ShardStats;
+use crate::user::{Outcome, Resume, ScenarioBuilder, ShardScenario, Step, VirtualUser, Work};
+
+/// A command from the node to a shard.
+#[derive(Clone, Debug)]
+pub(crate) enum ShardCommand {
+    /// Go from `from` users to `to` users (run-wide counts), spawning or
+    /// stopping at `rate` users per second starting at `at`. Each shard
+    /// handles the run-wide user indices `k` with `k % shards == index`, at
+    /// the time user `k` is due, so all shards together follow the rate.
+    Ramp { from: u64, to: u64, rate: f64, at: Instant },
+    /// Stop every user and end the shard.
+    Stop,
+}
+
+/// What a shard tells its node.
+#[derive(Debug)]
+pub(crate) enum ShardReport {
+    /// The scenario was built (or not) and the shard takes commands.
+    Ready(Result<(), String>),
+    /// A stats delta.
+    Delta(StatsDelta),
+}
+
+/// Settings every shard of a node shares.
+#[derive(Clone)]
+pub(crate) struct ShardSettings {
+    pub(crate) shards: usize,
+    pub(crate) origins: Arc<[Origin]>,
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) limits: Limits,
+    pub(crate) timeout: Duration,
+    pub(crate) stop_timeout: Duration,
+    pub(crate) report_interval: Duration,
+    pub(crate) scenario: ScenarioBuilder,
+}
+
+/// The shard's state, shared by its tasks.
+struct Shard {
+    index: usize,
+    settings: ShardSettings,
+    scenario: Box<dyn ShardScenario>,
+    stats: RefCell<ShardStats>,
+    client: ClientShared,
+    /// Users by run-wide index, each with the signal that stops it.
+    users: RefCell<BTreeMap<u64, (Signal, Task<()>)>>,
+    /// Users that have not yet finished.
+    alive: Cell<u64>,
+    /// Fired when the run stops: no new user, no new task.
+    stopping: Signal,
+}
+
+/// The shard's main future.
+pub(crate) async fn run_shard(
+    index: usize,
+    settings: ShardSettings,
+    commands: flume::Receiver<ShardCommand>,
+    reports: flume::Sender<ShardReport>,
+) {
+    let scenario = match std::panic::catch_unwind(AssertUnwindSafe(|| (settings.scenario)(index))) {
+        Ok(Ok(scenario)) => scenario,
+        Ok(Err(e)) => {
+            let _ = reports.send(ShardReport::Ready(Err(e)));
+            return;
+        }
+        Err(_) => {
+            let _ = reports.send(ShardReport::Ready(Err("the scenario panicked".into())));
+            return;
+        }
+    };
+    let hard_stop = Signal::new();
+    let tls = settings.tls.clone().map(futures_rustls::TlsConnector::from);
+    let shard = Rc::new(Shard {
+        index,
+        client: ClientShared::new(
+            settings.origins.clone(),
+            tls,
+            settings.limits,
+            settings.timeout,
+            hard_stop.clone(),
+        ),
+        settings,
+        scenario,
+        stats: RefCell::new(ShardStats::new(index as u32)),
+        users: RefCell::new(BTreeMap::new()),
+        alive: Cell::new(0),
+        stopping: Signal::new(),
+    });
+    let _ = reports.send(ShardReport::Ready(Ok(())));
+
+    let reporter = runtime::spawn(report_loop(shard.clone(), reports.clone()));
+    let mut ramp: Option<Task<()>> = None;
+    while let Ok(command) = commands.recv_async().await {
+        match command {
+            ShardCommand::Ramp { from, to, rate, at } => {
+                // A new ramp replaces one still in progress.
+                drop(ramp.take());
+                ramp = Some(runtime::spawn(run_ramp(shard.clone(), from, to, rate, at)));
+            }
+            ShardCommand::Stop => break,
+        }
+    }
+    drop(ramp);
+    stop_users(&shard, &hard_stop).await;
+    drop(reporter);
+    let last = shard.stats.borrow_mut().cut(0, 0.0, true);
+    let _ = reports.send(ShardReport::Delta(last));
+}
+
+/// Stops every user: waiting users end at once, users in a task end it at
+/// their next request or sleep, requests in flight are awaited up to the
+/// stop timeout and then cut (counted as stopped).
+async fn stop_users(shard: &Rc<Shard>, hard_stop: &Signal) {
+    shard.stopping.fire();
+    let users: Vec<(Signal, Task<()>)> =
+        std::mem::take(&mut *shard.users.borrow_mut()).into_values().collect();
+    for (signal, _) in &users {
+        signal.fire();
+    }
+    let join_all = async {
+        for (_, task) in users {
+            task.await;
+        }
+        // Users stopped earlier by a ramp-down may still be in their stop
+        // hook; they hold a count in `alive` until they end.
+        while shard.alive.get() > 0 {
+            runtime::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let mut join_all = std::pin::pin!(join_all);
+    if runtime::with_timeout(shard.settings.stop_timeout, join_all.as_mut()).await.is_none() {
+        // Out of patience: requests still in flight end as stopped, and
+        // every user ends at its next step, which comes at once.
+        hard_stop.fire();
+        let _ = runtime::with_timeout(Duration::from_secs(5), join_all.as_mut()).await;
+    }
+}
+
+/// Sends a delta every report interval, with the shard's busy ratio.
+async fn report_loop(shard: Rc<Shard>, reports: flume::Sender<ShardReport>) {
+    let interval = shard.settings.report_interval;
+    let mut next = Instant::now() + interval;
+    let mut wall = Instant::now();
+    let mut cpu = runtime::thread_cpu_time();
+    loop {
+        runtime::sleep_until(next).await;
+        next += interval;
+        let (now_wall, now_cpu) = (Instant::now(), runtime::thread_cpu_time());
+        let elapsed = now_wall.duration_since(wall).as_secs_f64();
+        let busy = if elapsed > 0.0 {
+            (now_cpu.saturating_sub(cpu).as_secs_f64() / elapsed).min(1.0)
+        } else {
+            0.0
+        };
+        (wall, cpu) = (now_wall, now_cpu);
+        let delta = shard.stats.borrow_mut().cut(shard.alive.get(), busy, false);
+        if reports.send(ShardReport::Delta(delta)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Spawns or stops this shard's users between run-wide counts `from` and
+/// `to`, each at the time its run-wide index is due.
+async fn run_ramp(shard: Rc<Shard>, from: u64, to: u64, rate: f64, at: Instant) {
+    let shards = shard.settings.shards as u64;
+    let index = shard.index as u64;
+    let due = |k: u64| {
+        let step = k.abs_diff(from) as f64;
+        if rate.is_finite() && rate > 0.0 {
+            at + Duration::from_secs_f64(step / rate)
+        } else {
+            at
+        }
+    };
+    if to > from {
+        let first = from + (index + shards - from % shards) % shards;
+        for k in (first..to).step_by(shards as usize) {
+            runtime::sleep_until(due(k)).await;
+            if shard.stopping.fired() {
+                return;
+            }
+            spawn_user(&shard, k);
+        }
+    } else {
+        // Stop the newest users first, as Locust does.
+        for k in (to..from).rev().filter(|k| k % shards == index) {
+            runtime::sleep_until(due(k + 1)).await;
+            if let Some((signal, task)) = shard.users.borrow_mut().remove(&k) {
+                signal.fire();
+                task.detach();
+            }
+        }
+    }
+}
+
+fn spawn_user(shard: &Rc<Shard>, k: u64) {
+    let user = shard.scenario.new_user(k);
+    let stop = Signal::new();
+    shard.alive.set(shard.alive.get() + 1);
+    let task = runtime::spawn(run_user(shard.clone(), user, stop.clone()));
+    shard.users.borrow_mut().insert(k, (stop, task));
+}
+
+/// A user's life: start hook, tasks with waits between them, stop hook.
+async fn run_user(shard: Rc<Shard>, mut user: Box<dyn VirtualUser>, stop: Signal) {
+    let mut client = HttpClient::default();
+    let mut outcome = drive(&shard, &mut *user, Work::OnStart, &mut client, &stop).await;
+    while !stop.fired() && matches!(outcome, Outcome::Completed | Outcome::Failed(_)) {
+        outcome = drive(&shard, &mut *user, Work::Task, &mut client, &stop).await;
+        if stop.fired() || !matches!(outcome, Outcome::Completed | Outcome::Failed(_)) {
+            break;
+        }
+        let wait = user.wait_time();
+        if !wait.is_zero() {
+            futures_lite::future::or(runtime::sleep(wait), stop.wait()).await;
+        } else {
+            // A user with no wait still lets the others on its shard run.
+            runtime::yield_now().await;
+        }
+    }
+    drive(&shard, &mut *user, Work::OnStop, &mut client, &stop).await;
+    shard.alive.set(shard.alive.get() - 1);
+}
+
+/// Runs one piece of a user's work to its end.
+async fn drive(
+    shard: &Shard,
+    user: &mut dyn VirtualUser,
+    work: Work,
+    client: &mut HttpClient,
+    stop: &Signal,
+) -> Outcome {
+    // The stop hook may still send requests while the run stops (a logout),
+    // until the stop timeout cuts them; other work ends at its next step.
+    let cut_short = || {
+        if work == Work::OnStop { shard.client.hard_stop.fired() } else { stop.fired() }
+    };
+    let mut step = guarded(|| user.start(work));
+    loop {
+        let input = match step {
+            Step::Done(outcome) => {
+                if let Outcome::Failed(error) = &outcome {
+                    shard.stats.borrow_mut().record_error(&error.message, &error.location);
+                }
+                return outcome;
+            }
+            _ if cut_short() => Resume::Stopping,
+            Step::Request(request) => {
+                let response = client.send(&shard.client, &request).await;
+                record(shard, &request, &response);
+                Resume::Response(Box::new(response))
+            }
+            Step::Sleep(duration) => {
+                futures_lite::future::or(runtime::sleep(duration), async {
+                    if work == Work::OnStop {
+                        shard.client.hard_stop.wait().await
+                    } else {
+                        stop.wait().await
+                    }
+                })
+                .await;
+                if cut_short() { Resume::Stopping } else { Resume::Woke }
+            }
+            Step::Yield => {
+                runtime::yield_now().await;
+                Resume::Woke
+            }
+        };
+        step = guarded(|| user.resume(input));
+    }
+}
+
+/// Runs a user's code, turning a panic into a failed piece of work so the
+/// shard (and every other user on it) survives.
+fn guarded(f: impl FnOnce() -> Step) -> Step {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".to_string());
+        Step::Done(Outcome::Failed(crate::user::ScriptError {
+            message: format!("internal error: {message}"),
+            location: String::new(),
+        }))
+    })
+}
+
+/// Whether a response counts as failed: a transport failure, or a status
+/// the request does not accept.
+fn failure_of(request: &Request, response: &Response) -> Option<FailureKind> {
+    if let Some(kind) = response.failure {
+        return Some(kind);
+    }
+    let _ = request;
+    (response.status >= 400).then_some(FailureKind::Status(response.status))
+}
+
+fn record(shard: &Shard, request: &Request, response: &Response) {
+    let failure = failure_of(request, response);
+    shard.stats.borrow_mut().record(
+        request.method,
+        &request.name,
+        response.elapsed,
+        response.body_len,
+        failure.map(|kind| (kind, "")),
+    );
+}

@@ -1,0 +1,324 @@
+//! The `http` module scripts call (`http::get(url, #{ ... })`) and the
+//! response type they get back.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::time::Duration;
+
+use blast_engine::http::{Request, Response, Scheme};
+use blast_engine::{Resume, Step};
+use blast_proto::Method;
+use rhai::{Dynamic, EvalAltResult, ImmutableString, Map, Module, NativeCallContext, Position};
+
+use crate::bridge;
+
+/// What the http functions of one shard need to know.
+pub(crate) struct HttpContext {
+    /// `(scheme, host header)` of each resolved origin, by origin index.
+    pub(crate) origins: Vec<(Scheme, String)>,
+    /// Positions of `http::` calls whose result the script discards: their
+    /// bodies are counted and dropped, never kept.
+    pub(crate) discarded: RefCell<HashSet<Position>>,
+}
+
+/// A response as a script sees it.
+#[derive(Clone, Debug)]
+pub struct HttpResponse {
+    inner: Rc<Response>,
+}
+
+fn err(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), pos))
+}
+
+/// Splits a script's URL into (origin index, path and query).
+fn resolve_target(
+    ctx: &HttpContext,
+    url: &str,
+    pos: Position,
+) -> Result<(u16, String), Box<EvalAltResult>> {
+    if url.starts_with('/') {
+        return Ok((0, url.to_string()));
+    }
+    let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (Scheme::Http, rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (Scheme::Https, rest)
+    } else {
+        return Err(err(
+            format!("URL {url:?} must be a path starting with '/' or an absolute http(s) URL"),
+            pos,
+        ));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let default_port = match scheme {
+        Scheme::Http => ":80",
+        Scheme::Https => ":443",
+    };
+    let authority = authority.strip_suffix(default_port).unwrap_or(authority);
+    let index = ctx
+        .origins
+        .iter()
+        .position(|(s, host)| *s == scheme && host.eq_ignore_ascii_case(authority))
+        .ok_or_else(|| {
+            err(
+                format!(
+                    "host {authority:?} was not resolved before the run: only the run's host (-H) can be used"
+                ),
+                pos,
+            )
+        })?;
+    Ok((index as u16, path.to_string()))
+}
+
+fn string_of(value: &Dynamic, what: &str, pos: Position) -> Result<String, Box<EvalAltResult>> {
+    if value.is_string() {
+        return Ok(value.clone().into_string().unwrap_or_default());
+    }
+    if value.is_int() || value.is_float() || value.is_bool() {
+        return Ok(value.to_string());
+    }
+    Err(err(format!("{what} must be a string, not {}", value.type_name()), pos))
+}
+
+/// Appends `query` (a map) to `path`, percent-encoded.
+fn append_query(path: &mut String, query: &Map, pos: Position) -> Result<(), Box<EvalAltResult>> {
+    let mut first = !path.contains('?');
+    for (key, value) in query {
+        let value = string_of(value, &format!("query value {key:?}"), pos)?;
+        path.push(if first { '?' } else { '&' });
+        first = false;
+        percent_encode(path, key);
+        path.push('=');
+        percent_encode(path, &value);
+    }
+    Ok(())
+}
+
+fn percent_encode(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+/// Builds a request from a script's method, URL and options map.
+fn build_request(
+    ctx: &HttpContext,
+    method: Method,
+    url: &str,
+    options: Option<Map>,
+    pos: Position,
+) -> Result<Request, Box<EvalAltResult>> {
+    let (origin, mut path) = resolve_target(ctx, url, pos)?;
+    let mut request = Request {
+        method,
+        origin,
+        path: String::new(),
+        headers: Vec::new(),
+        body: Vec::new(),
+        name: String::new(),
+        timeout: None,
+        keep_body: !ctx.discarded.borrow().contains(&pos),
+    };
+    let mut name = None;
+    for (key, value) in options.unwrap_or_default() {
+        match key.as_str() {
+            "headers" => {
+                let headers = value.try_cast::<Map>().ok_or_else(|| err("headers must be a map", pos))?;
+                for (k, v) in headers {
+                    let v = string_of(&v, &format!("header {k:?}"), pos)?;
+                    request.headers.push((k.to_string(), v));
+                }
+            }
+            "body" => {
+                request.body = if value.is_blob() {
+                    value.cast::<rhai::Blob>()
+                } else {
+                    string_of(&value, "body", pos)?.into_bytes()
+                };
+            }
+            "json" => {
+                let json: serde_json::Value = rhai::serde::from_dynamic(&value)
+                    .map_err(|e| err(format!("json option cannot be encoded: {e}"), pos))?;
+                request.body = serde_json::to_vec(&json)
+                    .map_err(|e| err(format!("json option cannot be encoded: {e}"), pos))?;
+                if !request.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+                    request.headers.push(("Content-Type".into(), "application/json".into()));
+                }
+            }
+            "query" => {
+                let query = value.try_cast::<Map>().ok_or_else(|| err("query must be a map", pos))?;
+                append_query(&mut path, &query, pos)?;
+            }
+            "name" => name = Some(string_of(&value, "name", pos)?),
+            "timeout" => {
+                let seconds = value
+                    .as_float()
+                    .or_else(|_| value.as_int().map(|i| i as f64))
+                    .map_err(|_| err("timeout must be a number of seconds", pos))?;
+                if !(seconds > 0.0 && seconds.is_finite()) {
+                    return Err(err("timeout must be a positive number of seconds", pos));
+                }
+                request.timeout = Some(Duration::from_secs_f64(seconds));
+            }
+            other => {
+                return Err(err(
+                    format!(
+                        "unknown request option {other:?} (known: headers, body, json, query, name, timeout)"
+                    ),
+                    pos,
+                ));
+            }
+        }
+    }
+    request.name = name.unwrap_or_else(|| path.clone());
+    request.path = path;
+    Ok(request)
+}
+
+/// Sends a request through the engine and waits for its response.
+fn send(
+    ctx: &HttpContext,
+    call: &NativeCallContext,
+    method: Method,
+    url: &str,
+    options: Option<Map>,
+) -> Result<HttpResponse, Box<EvalAltResult>> {
+    let pos = call.call_position();
+    let request = build_request(ctx, method, url, options, pos)?;
+    match bridge::suspend(Step::Request(Box::new(request))) {
+        Some(Resume::Response(response)) => Ok(HttpResponse { inner: Rc::new(*response) }),
+        Some(_) => Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos))),
+        None => Err(err(
+            "http requests can only be made inside a task or hook, not at a script's top level",
+            pos,
+        )),
+    }
+}
+
+/// Builds the `http` module for one shard.
+pub(crate) fn http_module(ctx: Rc<HttpContext>) -> Module {
+    let mut module = Module::new();
+    let methods = [
+        ("get", Method::Get),
+        ("post", Method::Post),
+        ("put", Method::Put),
+        ("delete", Method::Delete),
+        ("head", Method::Head),
+        ("patch", Method::Patch),
+        ("options", Method::Options),
+    ];
+    for (fn_name, method) in methods {
+        let c = ctx.clone();
+        module.set_native_fn(fn_name, move |call: NativeCallContext, url: &str| {
+            send(&c, &call, method, url, None)
+        });
+        let c = ctx.clone();
+        module.set_native_fn(fn_name, move |call: NativeCallContext, url: &str, options: Map| {
+            send(&c, &call, method, url, Some(options))
+        });
+    }
+    let c = ctx.clone();
+    module.set_native_fn(
+        "request",
+        move |call: NativeCallContext, method: &str, url: &str, options: Map| {
+            let m = Method::parse(method)
+                .ok_or_else(|| err(format!("unknown HTTP method {method:?}"), call.call_position()))?;
+            send(&c, &call, m, url, Some(options))
+        },
+    );
+    module
+}
+
+/// Registers the response type and its getters on `engine`.
+pub(crate) fn register_response(engine: &mut rhai::Engine) {
+    engine
+        .register_type_with_name::<HttpResponse>("Response")
+        .register_get("status", |r: &mut HttpResponse| i64::from(r.inner.status))
+        .register_get("ok", |r: &mut HttpResponse| r.inner.failure.is_none() && (200..400).contains(&r.inner.status))
+        .register_get("error", |r: &mut HttpResponse| {
+            r.inner.failure.map(|f| f.to_string()).unwrap_or_default()
+        })
+        .register_get("body", |r: &mut HttpResponse| {
+            ImmutableString::from(String::from_utf8_lossy(&r.inner.body).into_owned())
+        })
+        .register_get("body_len", |r: &mut HttpResponse| r.inner.body_len as i64)
+        .register_get("elapsed_ms", |r: &mut HttpResponse| r.inner.elapsed.as_secs_f64() * 1000.0)
+        .register_get("headers", |r: &mut HttpResponse| {
+            let mut map = Map::new();
+            for (name, value) in r.inner.head.headers.iter() {
+                let value = Dynamic::from(String::from_utf8_lossy(value).into_owned());
+                map.insert(name.to_ascii_lowercase().into(), value);
+            }
+            map
+        })
+        .register_fn("header", |r: &mut HttpResponse, name: &str| -> Dynamic {
+            match r.inner.head.headers.get(name) {
+                Some(v) => Dynamic::from(String::from_utf8_lossy(v).into_owned()),
+                None => Dynamic::UNIT,
+            }
+        })
+        .register_fn("json", |call: NativeCallContext, r: &mut HttpResponse| -> Result<Dynamic, Box<EvalAltResult>> {
+            let value: serde_json::Value = serde_json::from_slice(&r.inner.body).map_err(|e| {
+                err(format!("response body is not JSON: {e}"), call.call_position())
+            })?;
+            rhai::serde::to_dynamic(value)
+        })
+        .register_fn("to_string", |r: &mut HttpResponse| {
+            format!("<Response {} ({} bytes)>", r.inner.status, r.inner.body_len)
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> HttpContext {
+        HttpContext {
+            origins: vec![(Scheme::Http, "127.0.0.1:8080".into()), (Scheme::Https, "example.test".into())],
+            discarded: RefCell::default(),
+        }
+    }
+
+    #[test]
+    fn targets_resolve_to_known_origins_only() {
+        let c = ctx();
+        let p = Position::NONE;
+        assert_eq!(resolve_target(&c, "/a?b=1", p).unwrap(), (0, "/a?b=1".into()));
+        assert_eq!(resolve_target(&c, "http://127.0.0.1:8080/x", p).unwrap(), (0, "/x".into()));
+        assert_eq!(resolve_target(&c, "https://example.test:443", p).unwrap(), (1, "/".into()));
+        assert!(resolve_target(&c, "http://other.test/", p).is_err());
+        assert!(resolve_target(&c, "items", p).is_err());
+    }
+
+    #[test]
+    fn options_build_the_request() {
+        let c = ctx();
+        let mut options = Map::new();
+        let mut headers = Map::new();
+        headers.insert("X-A".into(), Dynamic::from("1"));
+        options.insert("headers".into(), Dynamic::from_map(headers));
+        let mut query = Map::new();
+        query.insert("q".into(), Dynamic::from("a b&c"));
+        options.insert("query".into(), Dynamic::from_map(query));
+        options.insert("name".into(), Dynamic::from("/search"));
+        options.insert("timeout".into(), Dynamic::from_float(2.5));
+        let r = build_request(&c, Method::Post, "/s", Some(options), Position::NONE).unwrap();
+        assert_eq!(r.path, "/s?q=a%20b%26c");
+        assert_eq!(r.name, "/search");
+        assert_eq!(r.headers, vec![("X-A".to_string(), "1".to_string())]);
+        assert_eq!(r.timeout, Some(Duration::from_millis(2500)));
+        let mut bad = Map::new();
+        bad.insert("header".into(), Dynamic::UNIT);
+        let e = build_request(&c, Method::Get, "/", Some(bad), Position::NONE).unwrap_err();
+        assert!(e.to_string().contains("unknown request option"), "{e}");
+    }
+}
