@@ -1,1 +1,10 @@
+//! blast's integration tests: one binary, one module per area. Load tests
+//! take `blast_cli::exclusive()` so they run one at a time.
 
+mod blast_cli;
+mod engine_faults;
+mod engine_nginx;
+mod harness_selftest;
+mod scripts;
+mod support;
+mod target_runs;

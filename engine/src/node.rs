@@ -107,7 +107,7 @@ impl LocalNode {
             let (command_tx, command_rx) = flume::unbounded();
             let settings = settings.clone();
             let reports = report_tx.clone();
-            let cpu = pinned.then(|| cpus[index]);
+            let cpu = if pinned { cpus.get(index).copied() } else { None };
             let thread = runtime::start_shard(format!("blast-shard-{index}"), cpu, move || {
                 run_shard(index, settings, command_rx, reports)
             })

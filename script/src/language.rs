@@ -238,6 +238,16 @@ pub(crate) fn new_engine(http: Rc<HttpContext>, users: Rc<RefCell<Vec<UserType>>
             None => Err(err("sleep() can only be used inside a task or hook", pos)),
         }
     });
+    engine.register_fn("rand_int", |ctx: NativeCallContext, low: i64, high: i64| {
+        if low > high {
+            return Err(err(format!("rand_int({low}, {high}) needs low <= high"), ctx.call_position()));
+        }
+        Ok(crate::user::with_rng(|rng| rng.i64(low..=high)))
+    });
+    engine.register_fn("rand_float", || crate::user::with_rng(|rng| rng.f64()));
+    engine.register_fn("rand_float", |low: f64, high: f64| {
+        crate::user::with_rng(|rng| low + (high - low) * rng.f64())
+    });
     http_api::register_response(&mut engine);
     engine.register_static_module("http", http_api::http_module(http).into());
     engine

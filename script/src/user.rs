@@ -11,6 +11,22 @@ use crate::bridge::{self, Progress, StackPool};
 use crate::language::UserType;
 use crate::scenario::{Compiled, innermost, location};
 
+thread_local! {
+    /// The random generator of the user whose work is running on this
+    /// thread, so a run with `--seed` repeats every user's choices.
+    static RNG: std::cell::RefCell<fastrand::Rng> = std::cell::RefCell::new(fastrand::Rng::new());
+}
+
+/// Runs `f` with the running user's random generator.
+pub(crate) fn with_rng<T>(f: impl FnOnce(&mut fastrand::Rng) -> T) -> T {
+    RNG.with(|rng| f(&mut rng.borrow_mut()))
+}
+
+/// Swaps the user's generator in for the duration of its step.
+fn swap_rng(user_rng: &mut fastrand::Rng) {
+    RNG.with(|rng| std::mem::swap(&mut *rng.borrow_mut(), user_rng));
+}
+
 /// What every user on a shard shares.
 struct Shared {
     file: String,
@@ -179,7 +195,10 @@ impl VirtualUser for ScriptUser {
         match work {
             Work::Task => {
                 let function = self.pick_task();
-                self.run_function(function)
+                swap_rng(&mut self.rng);
+                let step = self.run_function(function);
+                swap_rng(&mut self.rng);
+                step
             }
             // Start and stop hooks come with the full scenario language.
             Work::OnStart | Work::OnStop => Step::Done(Outcome::Completed),
@@ -189,7 +208,9 @@ impl VirtualUser for ScriptUser {
     fn resume(&mut self, input: Resume) -> Step {
         match self.work.take() {
             Some(work) => {
+                swap_rng(&mut self.rng);
                 let (work, progress) = work.resume(&self.shared.stacks, input);
+                swap_rng(&mut self.rng);
                 self.work = work;
                 self.progress(progress)
             }

@@ -1,0 +1,138 @@
+//! The console reporter: the live table while a run goes, a progress line
+//! on a terminal, and the end summary.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, Table};
+
+use crate::stats::RunStats;
+use crate::summary::{PERCENTILES, Summary, percentile_label};
+
+/// Formats milliseconds with precision that suits their size.
+pub fn format_ms(ms: f64) -> String {
+    if ms < 10.0 {
+        format!("{ms:.2}")
+    } else if ms < 100.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.0}")
+    }
+}
+
+fn new_table(header: Vec<&str>) -> Table {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(header);
+    for i in 2..table.column_count() {
+        if let Some(col) = table.column_mut(i) {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    table
+}
+
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 { "0.00%".into() } else { format!("{:.2}%", part as f64 * 100.0 / whole as f64) }
+}
+
+/// The live table: per entry, totals so far and current RPS and
+/// percentiles over the last seconds.
+pub fn live_table(stats: &RunStats) -> String {
+    let mut table = new_table(vec![
+        "Type", "Name", "# reqs", "# fails", "cur RPS", "cur p50 ms", "cur p95 ms", "cur p99 ms",
+    ]);
+    let mut row = |method: &str, name: &str, requests: u64, failures: u64, key| {
+        let (rps, hist) = stats.current(key);
+        let q = |p: f64| {
+            if hist.is_empty() { "-".to_string() } else { format_ms(hist.value_at_quantile(p) as f64 / 1000.0) }
+        };
+        table.add_row(vec![
+            method.to_string(),
+            name.to_string(),
+            requests.to_string(),
+            format!("{failures} ({})", percent(failures, requests)),
+            format!("{rps:.1}"),
+            q(0.5),
+            q(0.95),
+            q(0.99),
+        ]);
+    };
+    for e in stats.totals() {
+        row(e.key.method.as_str(), &e.key.name, e.requests, e.failures, Some(&e.key));
+    }
+    let all = stats.aggregated();
+    row("", "Aggregated", all.requests, all.failures, None);
+    table.to_string()
+}
+
+/// The end summary: requests, latency percentiles, failures and errors.
+pub fn summary_text(summary: &Summary) -> String {
+    let mut out = String::new();
+    let mut table = new_table(vec![
+        "Type", "Name", "# reqs", "# fails", "RPS", "fails/s", "Min ms", "Avg ms", "Max ms", "Avg size B",
+    ]);
+    for e in summary.endpoints.iter().chain(std::iter::once(&summary.total)) {
+        table.add_row(vec![
+            e.method.clone(),
+            e.name.clone(),
+            e.requests.to_string(),
+            format!("{} ({})", e.failures, percent(e.failures, e.requests)),
+            format!("{:.1}", e.rps),
+            format!("{:.1}", e.failures_per_s),
+            format_ms(e.min_ms),
+            format_ms(e.avg_ms),
+            format_ms(e.max_ms),
+            format!("{:.0}", e.avg_content_size),
+        ]);
+    }
+    out.push_str("Requests\n");
+    out.push_str(&table.to_string());
+    out.push('\n');
+
+    let labels: Vec<String> = PERCENTILES.iter().map(|&p| format!("p{}", percentile_label(p))).collect();
+    let mut header = vec!["Type", "Name"];
+    header.extend(labels.iter().map(String::as_str));
+    let mut table = new_table(header);
+    for e in summary.endpoints.iter().chain(std::iter::once(&summary.total)) {
+        let mut row = vec![e.method.clone(), e.name.clone()];
+        for &p in &PERCENTILES {
+            let v = e.percentiles_ms.get(&percentile_label(p)).copied().unwrap_or(0.0);
+            row.push(if e.requests == 0 { "-".into() } else { format_ms(v) });
+        }
+        table.add_row(row);
+    }
+    out.push_str("\nResponse time percentiles (ms)\n");
+    out.push_str(&table.to_string());
+    out.push('\n');
+
+    if !summary.failures.is_empty() {
+        let mut table = new_table(vec!["Method", "Name", "Error", "Occurrences"]);
+        for f in &summary.failures {
+            table.add_row(vec![f.method.clone(), f.name.clone(), f.error.clone(), f.occurrences.to_string()]);
+        }
+        out.push_str("\nFailures\n");
+        out.push_str(&table.to_string());
+        out.push('\n');
+    }
+    if !summary.errors.is_empty() {
+        let mut table = new_table(vec!["Count", "Location", "Error"]);
+        for e in &summary.errors {
+            table.add_row(vec![e.count.to_string(), e.location.clone(), e.message.clone()]);
+        }
+        out.push_str("\nScript errors\n");
+        out.push_str(&table.to_string());
+        out.push('\n');
+    }
+    if summary.health.generator_saturated {
+        out.push_str(&format!(
+            "\nWarning: the load generator was over 90% busy (peak {:.0}%) for {} reports: it, not the target, may have limited the load. Use more --cores or nodes.\n",
+            summary.health.max_busy * 100.0,
+            summary.health.busy_reports
+        ));
+    }
+    out
+}
+
+/// `mm:ss` of a number of seconds.
+pub fn clock(seconds: u64) -> String {
+    format!("{:02}:{:02}", seconds / 60, seconds % 60)
+}

@@ -1,0 +1,245 @@
+//! The run lifecycle: `ready → spawning → running → stopping → stopped`.
+//!
+//! The controller drives nodes through [`NodeHandle`]; `blast run` is a
+//! controller with one in-process node, so the local and the distributed
+//! case share this code.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use blast_engine::{LocalNode, NodeConfig, NodeEvent};
+
+use crate::console;
+use crate::plan::RunPlan;
+use crate::stats::RunStats;
+use crate::summary::Summary;
+
+/// Where a run is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunState {
+    /// Nodes are ready, no user started.
+    Ready,
+    /// Users are being started.
+    Spawning,
+    /// All users are running.
+    Running,
+    /// Users are being stopped; requests in flight are awaited.
+    Stopping,
+    /// Everything stopped, statistics final.
+    Stopped,
+}
+
+/// What the controller needs of a node, in-process or remote.
+pub trait NodeHandle {
+    /// Moves to `users` users run-wide at `rate` per second.
+    fn ramp_to(&mut self, users: u64, rate: f64);
+    /// Stops the node's load; its last delta follows on the event channel.
+    fn stop(&mut self);
+    /// The node's events.
+    fn events(&self) -> &flume::Receiver<NodeEvent>;
+    /// Waits for the node to end; returns problems to report.
+    fn finish(self: Box<Self>) -> Vec<String>;
+    /// Whether the node's shards are pinned to cores.
+    fn pinned(&self) -> bool;
+}
+
+/// A node in this process.
+pub struct InProcessNode {
+    node: LocalNode,
+    events: flume::Receiver<NodeEvent>,
+}
+
+impl InProcessNode {
+    /// Starts a node in this process.
+    pub fn start(config: NodeConfig) -> Result<InProcessNode, RunError> {
+        let (node, events) = LocalNode::start(config).map_err(|e| RunError::Node(e.to_string()))?;
+        Ok(InProcessNode { node, events })
+    }
+}
+
+impl NodeHandle for InProcessNode {
+    fn ramp_to(&mut self, users: u64, rate: f64) {
+        self.node.ramp_to(users, rate);
+    }
+    fn stop(&mut self) {
+        self.node.stop();
+    }
+    fn events(&self) -> &flume::Receiver<NodeEvent> {
+        &self.events
+    }
+    fn finish(self: Box<Self>) -> Vec<String> {
+        self.node.join()
+    }
+    fn pinned(&self) -> bool {
+        self.node.pinned
+    }
+}
+
+/// A run that could not start or went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A node could not start.
+    #[error("{0}")]
+    Node(String),
+    /// The JSON summary could not be written.
+    #[error("cannot write {path}: {reason}")]
+    Output {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The result of a finished run.
+pub struct RunOutcome {
+    /// The summary.
+    pub summary: Summary,
+    /// The state the run ended in (always `Stopped`).
+    pub state: RunState,
+}
+
+/// How long stopping may take beyond the stop timeout before the run gives
+/// up waiting for a node's last report.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs `plan` on `node`, printing the live table, until the duration ends
+/// or `interrupted` is set; returns the summary.
+pub fn run(
+    plan: &RunPlan,
+    mut node: Box<dyn NodeHandle>,
+    interrupted: Arc<AtomicBool>,
+) -> Result<RunOutcome, RunError> {
+    let mut stats = RunStats::default();
+    let terminal = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let started_ms = unix_ms();
+    let mut state = RunState::Spawning;
+    node.ramp_to(plan.users, plan.spawn_rate);
+    let end = plan.duration.map(|d| started + d);
+    let mut next_print = started + plan.print_interval;
+    let stop_reason;
+    loop {
+        let now = Instant::now();
+        if interrupted.load(Ordering::Relaxed) {
+            stop_reason = "interrupted";
+            break;
+        }
+        if end.is_some_and(|end| now >= end) {
+            stop_reason = "duration";
+            break;
+        }
+        if now >= next_print {
+            next_print += plan.print_interval;
+            if !plan.only_summary {
+                println!("{}", console::live_table(&stats));
+            }
+        }
+        // Wake at least every 200 ms to notice an interrupt.
+        let mut deadline = next_print.min(now + Duration::from_millis(200));
+        if let Some(end) = end {
+            deadline = deadline.min(end);
+        }
+        match node.events().recv_deadline(deadline) {
+            Ok(NodeEvent::Delta(delta)) => {
+                if let Some(w) = stats.merge(&delta) {
+                    eprintln!("warning: {w}");
+                }
+                if stats.just_saturated() {
+                    eprintln!(
+                        "warning: the load generator is over 90% busy: it, not the target, may be the bottleneck (use more --cores or nodes)"
+                    );
+                }
+                if state == RunState::Spawning && stats.users() >= plan.users {
+                    state = RunState::Running;
+                    eprintln!("All {} users spawned", plan.users);
+                }
+                if terminal && !plan.only_summary {
+                    progress(plan, &stats, started.elapsed());
+                }
+            }
+            Ok(NodeEvent::Warning(w)) => eprintln!("warning: {w}"),
+            Err(flume::RecvTimeoutError::Timeout) => {}
+            Err(flume::RecvTimeoutError::Disconnected) => {
+                stop_reason = "node lost";
+                break;
+            }
+        }
+    }
+    if terminal {
+        eprintln!();
+    }
+    eprintln!("Stopping ({stop_reason}): waiting for requests in flight...");
+    node.stop();
+    let give_up = Instant::now() + plan.stop_timeout + STOP_GRACE;
+    loop {
+        match node.events().recv_deadline(give_up) {
+            Ok(NodeEvent::Delta(delta)) => {
+                if let Some(w) = stats.merge(&delta) {
+                    eprintln!("warning: {w}");
+                }
+                if delta.last {
+                    break;
+                }
+            }
+            Ok(NodeEvent::Warning(w)) => eprintln!("warning: {w}"),
+            Err(_) => {
+                eprintln!("warning: a node did not send its last report; totals may be short");
+                break;
+            }
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let ended_ms = unix_ms();
+    let pinned = node.pinned();
+    for problem in node.finish() {
+        eprintln!("warning: {problem}");
+    }
+    let summary = Summary::build(plan, &stats, (started_ms, ended_ms, seconds), pinned, stop_reason);
+    if let Some(path) = &plan.json {
+        write_atomically(path, summary.to_json().as_bytes()).map_err(|e| RunError::Output {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(RunOutcome { summary, state: RunState::Stopped })
+}
+
+/// The progress line on a terminal: elapsed / total time and users.
+fn progress(plan: &RunPlan, stats: &RunStats, elapsed: Duration) {
+    let total = plan.duration.map_or("--:--".to_string(), |d| console::clock(d.as_secs()));
+    let (rps, _) = stats.current(None);
+    let all = stats.aggregated();
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "\r[{} / {}] users {}/{}  reqs {}  fails {}  rps {:.0}   ",
+        console::clock(elapsed.as_secs()),
+        total,
+        stats.users(),
+        plan.users,
+        all.requests,
+        all.failures,
+        rps
+    );
+    let _ = err.flush();
+}
+
+/// Writes `bytes` to `path` through a temporary file, so a reader never
+/// sees half a file.
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,246 @@
+//! The run's statistics, as the controller keeps them: totals since the
+//! start, one point per report for history, and a rolling window for the
+//! "current" figures the live table shows.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use blast_proto::{
+    EntryDelta, EntryKey, FailureDelta, FailureKind, LatencyHistogram, ScriptErrorDelta,
+    StatsDelta, merge_errors, merge_failures, new_histogram,
+};
+
+/// How far back "current" rates and percentiles look, in milliseconds.
+const WINDOW_MS: u64 = 10_000;
+
+/// Busy ratio above which a shard is taken to be saturated.
+pub const BUSY_THRESHOLD: f64 = 0.9;
+
+/// Consecutive busy reports after which the run warns.
+pub const BUSY_REPORTS: u32 = 3;
+
+/// One report's worth of run-wide figures, for history.
+#[derive(Clone, Debug)]
+pub struct HistoryPoint {
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Users at that time.
+    pub users: u64,
+    /// Requests in the report.
+    pub requests: u64,
+    /// Failures in the report.
+    pub failures: u64,
+    /// Busiest shard's busy ratio.
+    pub busy: f64,
+}
+
+/// A rolling window entry.
+struct WindowSlice {
+    at_ms: u64,
+    entries: Vec<EntryDelta>,
+}
+
+/// What the generator's health looked like over the run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Health {
+    /// Highest busy ratio any shard reported.
+    pub max_busy: f64,
+    /// Reports in which a shard was above the threshold.
+    pub busy_reports: u64,
+    /// Whether the generator was saturated long enough to warn.
+    pub saturated: bool,
+    /// Current run of consecutive busy reports.
+    streak: u32,
+}
+
+/// Everything the controller knows about the run's requests.
+#[derive(Default)]
+pub struct RunStats {
+    totals: BTreeMap<EntryKey, EntryDelta>,
+    failures: Vec<FailureDelta>,
+    errors: Vec<ScriptErrorDelta>,
+    history: Vec<HistoryPoint>,
+    window: VecDeque<WindowSlice>,
+    users: u64,
+    health: Health,
+    /// Next expected sequence number per source.
+    expected: BTreeMap<u32, u64>,
+    warnings: Vec<String>,
+}
+
+impl RunStats {
+    /// Merges one node delta. Returns a warning when the delta is out of
+    /// sequence (merged anyway, and reported, never silently).
+    pub fn merge(&mut self, delta: &StatsDelta) -> Option<String> {
+        let expected = self.expected.entry(delta.source).or_insert(0);
+        let warning = (delta.seq != *expected).then(|| {
+            format!(
+                "report {} from node {} arrived where {} was due: a report was lost or repeated",
+                delta.seq, delta.source, expected
+            )
+        });
+        *expected = delta.seq + 1;
+        if let Some(w) = &warning {
+            self.warnings.push(w.clone());
+        }
+        for entry in &delta.entries {
+            self.totals
+                .entry(entry.key.clone())
+                .and_modify(|t| t.merge(entry))
+                .or_insert_with(|| entry.clone());
+        }
+        merge_failures(&mut self.failures, &delta.failures);
+        merge_errors(&mut self.errors, &delta.errors);
+
+        if !delta.last {
+            self.users = delta.users;
+        }
+        let requests = delta.entries.iter().map(|e| e.requests).sum();
+        let failures = delta.entries.iter().map(|e| e.failures).sum();
+        self.history.push(HistoryPoint {
+            at_ms: delta.at_ms,
+            users: delta.users,
+            requests,
+            failures,
+            busy: delta.busy,
+        });
+        self.track_health(delta.busy, delta.last);
+        self.window.push_back(WindowSlice { at_ms: delta.at_ms, entries: delta.entries.clone() });
+        while self.window.front().is_some_and(|s| s.at_ms + WINDOW_MS < delta.at_ms) {
+            self.window.pop_front();
+        }
+        warning
+    }
+
+    fn track_health(&mut self, busy: f64, last: bool) {
+        if last {
+            return;
+        }
+        let h = &mut self.health;
+        h.max_busy = h.max_busy.max(busy);
+        if busy > BUSY_THRESHOLD {
+            h.busy_reports += 1;
+            h.streak += 1;
+            if h.streak >= BUSY_REPORTS {
+                h.saturated = true;
+            }
+        } else {
+            h.streak = 0;
+        }
+    }
+
+    /// True once, when the generator has just been found saturated.
+    pub fn just_saturated(&self) -> bool {
+        self.health.saturated && self.health.streak == BUSY_REPORTS
+    }
+
+    /// Generator health so far.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Users at the last report.
+    pub fn users(&self) -> u64 {
+        self.users
+    }
+
+    /// Totals per entry, in (method, name) order.
+    pub fn totals(&self) -> impl Iterator<Item = &EntryDelta> {
+        self.totals.values()
+    }
+
+    /// All entries merged into one.
+    pub fn aggregated(&self) -> EntryDelta {
+        let mut all = EntryDelta::new(EntryKey {
+            method: blast_proto::Method::Get,
+            name: "Aggregated".to_string(),
+        });
+        for e in self.totals.values() {
+            all.merge(e);
+        }
+        all
+    }
+
+    /// Failures so far, most frequent first.
+    pub fn failures(&self) -> Vec<FailureDelta> {
+        let mut f = self.failures.clone();
+        f.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.key, a.kind).cmp(&(&b.key, b.kind))));
+        f
+    }
+
+    /// Script errors so far, most frequent first.
+    pub fn errors(&self) -> Vec<ScriptErrorDelta> {
+        let mut e = self.errors.clone();
+        e.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.location.cmp(&b.location)));
+        e
+    }
+
+    /// Per-report history.
+    pub fn history(&self) -> &[HistoryPoint] {
+        &self.history
+    }
+
+    /// Sequence warnings so far.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Current figures for `key` (or every entry when `None`): requests per
+    /// second over the window and the window's latency histogram.
+    pub fn current(&self, key: Option<&EntryKey>) -> (f64, LatencyHistogram) {
+        let mut hist = new_histogram();
+        let mut requests = 0;
+        for slice in &self.window {
+            for e in slice.entries.iter().filter(|e| key.is_none_or(|k| &e.key == k)) {
+                let _ = hist.add(&e.latency);
+                requests += e.requests;
+            }
+        }
+        let span_ms = match (self.window.front(), self.window.back()) {
+            // The first slice covers the interval before its cut.
+            (Some(first), Some(last)) if self.window.len() > 1 => {
+                let per = (last.at_ms - first.at_ms) / (self.window.len() as u64 - 1);
+                last.at_ms - first.at_ms + per
+            }
+            _ => 1000,
+        };
+        (requests as f64 * 1000.0 / span_ms.max(1) as f64, hist)
+    }
+
+    /// Number of failures of `kind` so far, across entries.
+    pub fn failures_of(&self, kind: FailureKind) -> u64 {
+        self.failures.iter().filter(|f| f.kind == kind).map(|f| f.count).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use blast_proto::Method;
+
+    fn delta(seq: u64, at_ms: u64, n: u64, busy: f64) -> StatsDelta {
+        let mut e = EntryDelta::new(EntryKey { method: Method::Get, name: "/".into() });
+        for i in 0..n {
+            e.record(1000 + i, 1, false);
+        }
+        StatsDelta { seq, at_ms, entries: vec![e], users: 5, busy, ..Default::default() }
+    }
+
+    #[test]
+    fn totals_history_window_and_health() {
+        let mut s = RunStats::default();
+        for i in 0..20 {
+            assert!(s.merge(&delta(i, 1000 * (i + 1), 10, 0.95)).is_none());
+        }
+        assert_eq!(s.aggregated().requests, 200);
+        assert_eq!(s.history().len(), 20);
+        let (rps, hist) = s.current(None);
+        assert!((rps - 10.0).abs() < 0.01, "{rps}");
+        assert_eq!(hist.len(), 110);
+        assert!(s.health().saturated);
+        assert_eq!(s.health().busy_reports, 20);
+        // A gap is reported, and the counts still merge.
+        assert!(s.merge(&delta(25, 30_000, 1, 0.1)).is_some());
+        assert_eq!(s.aggregated().requests, 201);
+        assert_eq!(s.warnings().len(), 1);
+    }
+}

@@ -1,0 +1,71 @@
+//! Whole runs against the built-in target: exact counts, spawn timing, the
+//! demo and the examples.
+
+use crate::blast_cli::{Scratch, blast, endpoint, exclusive, run_json, total_requests};
+use blast_target::{Target, TargetOptions};
+
+fn target() -> Target {
+    Target::start(TargetOptions { addr: "127.0.0.1:0".parse().unwrap(), threads: 1, access_log: None })
+        .expect("the built-in target starts")
+}
+
+/// Users come up at the global spawn rate across shards: 40 users at 20/s
+/// on 2 shards are all up after about 2 s, not 2 s per shard; and every
+/// request blast counts, the target counted.
+#[test]
+fn users_spawn_at_the_global_rate_and_counts_match_the_target() {
+    let _one = exclusive();
+    let target = target();
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "ping.rhai",
+        "user(\"U\", #{ wait: constant(0.5), tasks: [Fn(\"t\")] });\nfn t() { http::get(\"/items/7\", #{ name: \"/items/:id\" }); }\n",
+    );
+    let url = format!("http://{}", target.addr());
+    let (ran, summary) =
+        run_json(&scenario, &url, &["-u", "40", "-r", "20", "-t", "5s", "--cores", "2"]);
+    assert!(ran.stderr.contains("All 40 users spawned"), "{}", ran.stderr);
+    let total = total_requests(&summary);
+    assert_eq!(target.counts().total, total);
+    assert_eq!(endpoint(&summary, "GET", "/items/:id")["requests"].as_u64().unwrap(), total);
+    // 40 users, each one request per ~0.5 s once spawned over the first 2 s:
+    // about 40 * (5 - 1) / 0.5 = 320; generous bounds for a busy machine.
+    assert!((150..=420).contains(&total), "{total}");
+    crate::blast_cli::assert_matches_schema(&summary);
+}
+
+#[test]
+fn every_example_runs_without_script_errors() {
+    let _one = exclusive();
+    let target = target();
+    let url = format!("http://{}", target.addr());
+    let dir = blast::examples_dir();
+    let mut ran_any = false;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rhai") {
+            continue;
+        }
+        let scratch = Scratch::new();
+        let copy = scratch.file(path.file_name().unwrap().to_str().unwrap(), &std::fs::read_to_string(&path).unwrap());
+        let (_, summary) = run_json(&copy, &url, &["-u", "10", "-r", "20", "-t", "3s", "--cores", "1"]);
+        assert_eq!(summary["errors"], serde_json::json!([]), "{}: {summary:#}", path.display());
+        assert_eq!(summary["total"]["failures"], 0, "{}: {summary:#}", path.display());
+        assert!(total_requests(&summary) > 0, "{}", path.display());
+        ran_any = true;
+    }
+    assert!(ran_any, "no example found in {}", dir.display());
+}
+
+#[test]
+fn demo_runs_the_quickstart_against_the_built_in_target() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let json = scratch.path("demo.json");
+    let ran = blast(&["demo", "-t", "3s", "-u", "10", "-r", "10", "--json", json.to_str().unwrap()]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let total = total_requests(&summary);
+    assert!(ran.stderr.contains(&format!("The target counted {total} requests.")), "{}", ran.stderr);
+    assert!(ran.stdout.contains("Response time percentiles"), "{}", ran.stdout);
+}
