@@ -18,5 +18,5 @@ pub use failure::FailureKind;
 pub use method::Method;
 pub use stats::{
     EntryDelta, EntryKey, FailureDelta, LatencyHistogram, ScriptErrorDelta, StatsDelta,
-    new_histogram,
+    merge_errors, merge_failures, new_histogram,
 };

@@ -173,34 +173,43 @@ impl StatsDelta {
                 }
             }
         }
-        for failure in &other.failures {
-            match self.failures.iter_mut().find(|f| {
-                f.key == failure.key && f.kind == failure.kind && f.message == failure.message
-            }) {
-                Some(f) => {
-                    f.count += failure.count;
-                    f.first_seen_ms = f.first_seen_ms.min(failure.first_seen_ms);
-                    f.last_seen_ms = f.last_seen_ms.max(failure.last_seen_ms);
-                }
-                None => self.failures.push(failure.clone()),
-            }
-        }
-        for error in &other.errors {
-            match self
-                .errors
-                .iter_mut()
-                .find(|e| e.message == error.message && e.location == error.location)
-            {
-                Some(e) => {
-                    e.count += error.count;
-                    e.first_seen_ms = e.first_seen_ms.min(error.first_seen_ms);
-                    e.last_seen_ms = e.last_seen_ms.max(error.last_seen_ms);
-                }
-                None => self.errors.push(error.clone()),
-            }
-        }
+        merge_failures(&mut self.failures, &other.failures);
+        merge_errors(&mut self.errors, &other.errors);
         self.users += other.users;
         self.busy = self.busy.max(other.busy);
+    }
+}
+
+/// Adds `more` failures into `into`, by (entry, kind, message).
+pub fn merge_failures(into: &mut Vec<FailureDelta>, more: &[FailureDelta]) {
+    for failure in more {
+        match into.iter_mut().find(|f| {
+            f.key == failure.key && f.kind == failure.kind && f.message == failure.message
+        }) {
+            Some(f) => {
+                f.count += failure.count;
+                f.first_seen_ms = f.first_seen_ms.min(failure.first_seen_ms);
+                f.last_seen_ms = f.last_seen_ms.max(failure.last_seen_ms);
+            }
+            None => into.push(failure.clone()),
+        }
+    }
+}
+
+/// Adds `more` script errors into `into`, by (message, location).
+pub fn merge_errors(into: &mut Vec<ScriptErrorDelta>, more: &[ScriptErrorDelta]) {
+    for error in more {
+        match into
+            .iter_mut()
+            .find(|e| e.message == error.message && e.location == error.location)
+        {
+            Some(e) => {
+                e.count += error.count;
+                e.first_seen_ms = e.first_seen_ms.min(error.first_seen_ms);
+                e.last_seen_ms = e.last_seen_ms.max(error.last_seen_ms);
+            }
+            None => into.push(error.clone()),
+        }
     }
 }
 
