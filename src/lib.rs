@@ -99,7 +99,8 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         bail!("--print-interval must be at least 100ms");
     }
     let scenario = load_scenario(&args.scenario)?;
-    let host = Origin::resolve(&args.host).with_context(|| format!("bad --host {:?}", args.host))?;
+    let host =
+        Origin::resolve(&args.host).with_context(|| format!("bad --host {:?}", args.host))?;
     let plan = RunPlan {
         scenario,
         host,
@@ -126,7 +127,11 @@ fn execute(plan: &RunPlan) -> anyhow::Result<i32> {
         plan.spawn_rate,
         plan.cores,
         plan.host.url(),
-        plan.duration.map_or("until Ctrl-C".to_string(), |d| format!("{}", humantime::format_duration(d)))
+        plan.duration
+            .map_or("until Ctrl-C".to_string(), |d| format!(
+                "{}",
+                humantime::format_duration(d)
+            ))
     );
     let outcome = blast_control::run_local(plan, interrupt_flag())?;
     println!("{}", blast_control::console::summary_text(&outcome.summary));
@@ -187,11 +192,17 @@ fn check(args: &CheckArgs) -> anyhow::Result<i32> {
             WaitTime::None => "no wait".to_string(),
             w => format!("wait {w}"),
         };
-        println!("\nuser {} (weight {}, {share:.1}% of users, {wait})", user.name, user.weight);
+        println!(
+            "\nuser {} (weight {}, {share:.1}% of users, {wait})",
+            user.name, user.weight
+        );
         let task_total: u32 = user.tasks.iter().map(|t| t.weight).sum();
         for task in &user.tasks {
             let ratio = f64::from(task.weight) * 100.0 / f64::from(task_total.max(1));
-            println!("  {ratio:6.1}%  {}()  (weight {})", task.function, task.weight);
+            println!(
+                "  {ratio:6.1}%  {}()  (weight {})",
+                task.function, task.weight
+            );
         }
     }
     Ok(EXIT_OK)

@@ -38,7 +38,9 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Scratch {
-        Scratch { dir: tempfile::tempdir().expect("a temp dir") }
+        Scratch {
+            dir: tempfile::tempdir().expect("a temp dir"),
+        }
     }
 
     /// Writes `source` as `name` and returns its path.
@@ -69,7 +71,11 @@ pub fn run_json(scenario: &Path, host: &str, extra: &[&str]) -> (Ran, serde_json
     ];
     args.extend_from_slice(extra);
     let ran = blast(&args);
-    assert_eq!(ran.code, 0, "blast run failed\nstdout:\n{}\nstderr:\n{}", ran.stdout, ran.stderr);
+    assert_eq!(
+        ran.code, 0,
+        "blast run failed\nstdout:\n{}\nstderr:\n{}",
+        ran.stdout, ran.stderr
+    );
     let text = std::fs::read_to_string(&json).expect("the JSON summary was written");
     let value = serde_json::from_str(&text).expect("the summary is JSON");
     (ran, value)
@@ -77,11 +83,17 @@ pub fn run_json(scenario: &Path, host: &str, extra: &[&str]) -> (Ran, serde_json
 
 /// Total requests in a summary.
 pub fn total_requests(summary: &serde_json::Value) -> u64 {
-    summary["total"]["requests"].as_u64().expect("total.requests")
+    summary["total"]["requests"]
+        .as_u64()
+        .expect("total.requests")
 }
 
 /// The endpoint row of a summary with this method and name.
-pub fn endpoint<'a>(summary: &'a serde_json::Value, method: &str, name: &str) -> &'a serde_json::Value {
+pub fn endpoint<'a>(
+    summary: &'a serde_json::Value,
+    method: &str,
+    name: &str,
+) -> &'a serde_json::Value {
     summary["endpoints"]
         .as_array()
         .unwrap()
@@ -112,6 +124,13 @@ pub fn assert_matches_schema(summary: &serde_json::Value) {
     let schema: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("the schema is valid");
-    let errors: Vec<String> = validator.iter_errors(summary).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "summary does not match docs/summary.schema.json:\n{}", errors.join("\n"));
+    let errors: Vec<String> = validator
+        .iter_errors(summary)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "summary does not match docs/summary.schema.json:\n{}",
+        errors.join("\n")
+    );
 }

@@ -14,7 +14,18 @@ fn against(fault: Fault, extra: &[&str]) -> (serde_json::Value, FaultServer) {
     let server = FaultServer::start(fault);
     let scratch = Scratch::new();
     let scenario = scratch.file("one.rhai", ONE_GET);
-    let mut args = vec!["-u", "1", "-r", "10", "-t", "2s", "--cores", "1", "--stop-timeout", "3s"];
+    let mut args = vec![
+        "-u",
+        "1",
+        "-r",
+        "10",
+        "-t",
+        "2s",
+        "--cores",
+        "1",
+        "--stop-timeout",
+        "3s",
+    ];
     args.extend_from_slice(extra);
     let (_, summary) = run_json(&scenario, &server.url(), &args);
     (summary, server)
@@ -23,7 +34,10 @@ fn against(fault: Fault, extra: &[&str]) -> (serde_json::Value, FaultServer) {
 /// Every failure in `summary` is `error`, and there is at least one.
 fn all_failed_with(summary: &serde_json::Value, error: &str) {
     let f = failures(summary);
-    assert!(!f.is_empty(), "expected failures '{error}', got none: {summary:#}");
+    assert!(
+        !f.is_empty(),
+        "expected failures '{error}', got none: {summary:#}"
+    );
     for (_, e, _) in &f {
         assert_eq!(e, error, "all failures: {f:?}");
     }
@@ -37,7 +51,10 @@ fn reset_mid_response_is_a_reset() {
     let _one = exclusive();
     let (summary, _server) = against(Fault::ResetMidResponse, &[]);
     all_failed_with(&summary, "connection reset");
-    assert!(total_requests(&summary) > 2, "the run goes on after a failure");
+    assert!(
+        total_requests(&summary) > 2,
+        "the run goes on after a failure"
+    );
 }
 
 #[test]
@@ -69,7 +86,10 @@ fn garbage_is_malformed() {
 #[test]
 fn slow_trickle_hits_the_timeout() {
     let _one = exclusive();
-    let (summary, _server) = against(Fault::SlowTrickle { interval_ms: 100 }, &["--timeout", "700ms"]);
+    let (summary, _server) = against(
+        Fault::SlowTrickle { interval_ms: 100 },
+        &["--timeout", "700ms"],
+    );
     all_failed_with(&summary, "request timed out");
 }
 
@@ -92,7 +112,11 @@ fn silent_keepalive_close_is_retried_not_failed() {
 fn refused_connection_is_a_connect_failure() {
     let _one = exclusive();
     // A port that was free a moment ago: nothing listens on it.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let scratch = Scratch::new();
     let scenario = scratch.file("one.rhai", ONE_GET);
     let (_, summary) = run_json(

@@ -12,19 +12,37 @@ use crate::support::nginx::{CHUNKED_BODY, FILE_LEN, Nginx, NginxConfig};
 #[test]
 fn totals_equal_nginx_access_log_with_frequent_keepalive_closes() {
     let _one = exclusive();
-    let nginx = Nginx::start(NginxConfig { keepalive_requests: 10, ..NginxConfig::default() });
+    let nginx = Nginx::start(NginxConfig {
+        keepalive_requests: 10,
+        ..NginxConfig::default()
+    });
     let scratch = Scratch::new();
-    let hello = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scenarios/hello.rhai");
+    let hello =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scenarios/hello.rhai");
     let scenario = scratch.file("hello.rhai", &std::fs::read_to_string(hello).unwrap());
     let (_, summary) = run_json(
         &scenario,
         &nginx.url(),
-        &["-u", "16", "-r", "200", "-t", "3s", "--cores", "2", "--stop-timeout", "5s"],
+        &[
+            "-u",
+            "16",
+            "-r",
+            "200",
+            "-t",
+            "3s",
+            "--cores",
+            "2",
+            "--stop-timeout",
+            "5s",
+        ],
     );
     let total = total_requests(&summary);
     let logged = nginx.wait_for_access_log_lines(total as usize, Duration::from_secs(5));
     assert!(total > 100, "too few requests to mean anything: {total}");
-    assert_eq!(total, logged as u64, "blast counted {total}, nginx logged {logged}");
+    assert_eq!(
+        total, logged as u64,
+        "blast counted {total}, nginx logged {logged}"
+    );
     assert_eq!(failures(&summary), vec![], "no request may fail");
     assert_eq!(summary["parameters"]["cores"], 2);
     crate::blast_cli::assert_matches_schema(&summary);
@@ -57,15 +75,26 @@ fn all() {
 }
 "#,
     );
-    let (_, summary) = run_json(&scenario, &nginx.url(), &["-u", "2", "-r", "10", "-t", "2s", "--cores", "1"]);
-    assert_eq!(summary["errors"], serde_json::json!([]), "script checks failed: {summary:#}");
+    let (_, summary) = run_json(
+        &scenario,
+        &nginx.url(),
+        &["-u", "2", "-r", "10", "-t", "2s", "--cores", "1"],
+    );
+    assert_eq!(
+        summary["errors"],
+        serde_json::json!([]),
+        "script checks failed: {summary:#}"
+    );
     assert_eq!(failures(&summary), vec![]);
     let files = endpoint(&summary, "GET", "/file");
     let n = files["requests"].as_u64().unwrap();
     assert!(n > 0);
     assert_eq!(files["bytes"].as_u64().unwrap(), n * FILE_LEN as u64);
     let chunked = endpoint(&summary, "GET", "/chunked");
-    assert_eq!(chunked["bytes"].as_u64().unwrap(), chunked["requests"].as_u64().unwrap() * CHUNKED_BODY.len() as u64);
+    assert_eq!(
+        chunked["bytes"].as_u64().unwrap(),
+        chunked["requests"].as_u64().unwrap() * CHUNKED_BODY.len() as u64
+    );
     assert_eq!(endpoint(&summary, "HEAD", "/file")["bytes"], 0);
     assert_eq!(endpoint(&summary, "GET", "/empty")["bytes"], 0);
     assert_eq!(endpoint(&summary, "GET", "/notmod")["bytes"], 0);
@@ -73,7 +102,10 @@ fn all() {
     // Each iteration's subrequest for /chunked is logged by nginx too.
     let logged = nginx.wait_for_access_log_lines(total as usize, Duration::from_secs(5));
     let chunked_requests = chunked["requests"].as_u64().unwrap();
-    assert_eq!(logged as u64, total + chunked_requests * subrequests_per_chunked(&nginx));
+    assert_eq!(
+        logged as u64,
+        total + chunked_requests * subrequests_per_chunked(&nginx)
+    );
 }
 
 /// How many extra access-log lines one `/chunked` request makes (its SSI
@@ -81,6 +113,9 @@ fn all() {
 fn subrequests_per_chunked(nginx: &Nginx) -> u64 {
     let log = nginx.access_log();
     let chunked = log.lines().filter(|l| l.contains(" /chunked ")).count() as u64;
-    let root = log.lines().filter(|l| l.split_whitespace().nth(1) == Some("/")).count() as u64;
+    let root = log
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("/"))
+        .count() as u64;
     if chunked == 0 { 0 } else { root / chunked }
 }

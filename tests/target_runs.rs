@@ -5,8 +5,12 @@ use crate::blast_cli::{Scratch, blast, endpoint, exclusive, run_json, total_requ
 use blast_target::{Target, TargetOptions};
 
 fn target() -> Target {
-    Target::start(TargetOptions { addr: "127.0.0.1:0".parse().unwrap(), threads: 1, access_log: None })
-        .expect("the built-in target starts")
+    Target::start(TargetOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        threads: 1,
+        access_log: None,
+    })
+    .expect("the built-in target starts")
 }
 
 /// Users come up at the global spawn rate across shards: 40 users at 20/s
@@ -22,12 +26,24 @@ fn users_spawn_at_the_global_rate_and_counts_match_the_target() {
         "user(\"U\", #{ wait: constant(0.5), tasks: [Fn(\"t\")] });\nfn t() { http::get(\"/items/7\", #{ name: \"/items/:id\" }); }\n",
     );
     let url = format!("http://{}", target.addr());
-    let (ran, summary) =
-        run_json(&scenario, &url, &["-u", "40", "-r", "20", "-t", "5s", "--cores", "2"]);
-    assert!(ran.stderr.contains("All 40 users spawned"), "{}", ran.stderr);
+    let (ran, summary) = run_json(
+        &scenario,
+        &url,
+        &["-u", "40", "-r", "20", "-t", "5s", "--cores", "2"],
+    );
+    assert!(
+        ran.stderr.contains("All 40 users spawned"),
+        "{}",
+        ran.stderr
+    );
     let total = total_requests(&summary);
     assert_eq!(target.counts().total, total);
-    assert_eq!(endpoint(&summary, "GET", "/items/:id")["requests"].as_u64().unwrap(), total);
+    assert_eq!(
+        endpoint(&summary, "GET", "/items/:id")["requests"]
+            .as_u64()
+            .unwrap(),
+        total
+    );
     // 40 users, each one request per ~0.5 s once spawned over the first 2 s:
     // about 40 * (5 - 1) / 0.5 = 320; generous bounds for a busy machine.
     assert!((150..=420).contains(&total), "{total}");
@@ -47,10 +63,27 @@ fn every_example_runs_without_script_errors() {
             continue;
         }
         let scratch = Scratch::new();
-        let copy = scratch.file(path.file_name().unwrap().to_str().unwrap(), &std::fs::read_to_string(&path).unwrap());
-        let (_, summary) = run_json(&copy, &url, &["-u", "10", "-r", "20", "-t", "3s", "--cores", "1"]);
-        assert_eq!(summary["errors"], serde_json::json!([]), "{}: {summary:#}", path.display());
-        assert_eq!(summary["total"]["failures"], 0, "{}: {summary:#}", path.display());
+        let copy = scratch.file(
+            path.file_name().unwrap().to_str().unwrap(),
+            &std::fs::read_to_string(&path).unwrap(),
+        );
+        let (_, summary) = run_json(
+            &copy,
+            &url,
+            &["-u", "10", "-r", "20", "-t", "3s", "--cores", "1"],
+        );
+        assert_eq!(
+            summary["errors"],
+            serde_json::json!([]),
+            "{}: {summary:#}",
+            path.display()
+        );
+        assert_eq!(
+            summary["total"]["failures"],
+            0,
+            "{}: {summary:#}",
+            path.display()
+        );
         assert!(total_requests(&summary) > 0, "{}", path.display());
         ran_any = true;
     }
@@ -62,10 +95,30 @@ fn demo_runs_the_quickstart_against_the_built_in_target() {
     let _one = exclusive();
     let scratch = Scratch::new();
     let json = scratch.path("demo.json");
-    let ran = blast(&["demo", "-t", "3s", "-u", "10", "-r", "10", "--json", json.to_str().unwrap()]);
+    let ran = blast(&[
+        "demo",
+        "-t",
+        "3s",
+        "-u",
+        "10",
+        "-r",
+        "10",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
-    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     let total = total_requests(&summary);
-    assert!(ran.stderr.contains(&format!("The target counted {total} requests.")), "{}", ran.stderr);
-    assert!(ran.stdout.contains("Response time percentiles"), "{}", ran.stdout);
+    assert!(
+        ran.stderr
+            .contains(&format!("The target counted {total} requests.")),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stdout.contains("Response time percentiles"),
+        "{}",
+        ran.stdout
+    );
 }

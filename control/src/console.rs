@@ -31,19 +31,34 @@ fn new_table(header: Vec<&str>) -> Table {
 }
 
 fn percent(part: u64, whole: u64) -> String {
-    if whole == 0 { "0.00%".into() } else { format!("{:.2}%", part as f64 * 100.0 / whole as f64) }
+    if whole == 0 {
+        "0.00%".into()
+    } else {
+        format!("{:.2}%", part as f64 * 100.0 / whole as f64)
+    }
 }
 
 /// The live table: per entry, totals so far and current RPS and
 /// percentiles over the last seconds.
 pub fn live_table(stats: &RunStats) -> String {
     let mut table = new_table(vec![
-        "Type", "Name", "# reqs", "# fails", "cur RPS", "cur p50 ms", "cur p95 ms", "cur p99 ms",
+        "Type",
+        "Name",
+        "# reqs",
+        "# fails",
+        "cur RPS",
+        "cur p50 ms",
+        "cur p95 ms",
+        "cur p99 ms",
     ]);
     let mut row = |method: &str, name: &str, requests: u64, failures: u64, key| {
         let (rps, hist) = stats.current(key);
         let q = |p: f64| {
-            if hist.is_empty() { "-".to_string() } else { format_ms(hist.value_at_quantile(p) as f64 / 1000.0) }
+            if hist.is_empty() {
+                "-".to_string()
+            } else {
+                format_ms(hist.value_at_quantile(p) as f64 / 1000.0)
+            }
         };
         table.add_row(vec![
             method.to_string(),
@@ -57,7 +72,13 @@ pub fn live_table(stats: &RunStats) -> String {
         ]);
     };
     for e in stats.totals() {
-        row(e.key.method.as_str(), &e.key.name, e.requests, e.failures, Some(&e.key));
+        row(
+            e.key.method.as_str(),
+            &e.key.name,
+            e.requests,
+            e.failures,
+            Some(&e.key),
+        );
     }
     let all = stats.aggregated();
     row("", "Aggregated", all.requests, all.failures, None);
@@ -68,9 +89,22 @@ pub fn live_table(stats: &RunStats) -> String {
 pub fn summary_text(summary: &Summary) -> String {
     let mut out = String::new();
     let mut table = new_table(vec![
-        "Type", "Name", "# reqs", "# fails", "RPS", "fails/s", "Min ms", "Avg ms", "Max ms", "Avg size B",
+        "Type",
+        "Name",
+        "# reqs",
+        "# fails",
+        "RPS",
+        "fails/s",
+        "Min ms",
+        "Avg ms",
+        "Max ms",
+        "Avg size B",
     ]);
-    for e in summary.endpoints.iter().chain(std::iter::once(&summary.total)) {
+    for e in summary
+        .endpoints
+        .iter()
+        .chain(std::iter::once(&summary.total))
+    {
         table.add_row(vec![
             e.method.clone(),
             e.name.clone(),
@@ -88,15 +122,30 @@ pub fn summary_text(summary: &Summary) -> String {
     out.push_str(&table.to_string());
     out.push('\n');
 
-    let labels: Vec<String> = PERCENTILES.iter().map(|&p| format!("p{}", percentile_label(p))).collect();
+    let labels: Vec<String> = PERCENTILES
+        .iter()
+        .map(|&p| format!("p{}", percentile_label(p)))
+        .collect();
     let mut header = vec!["Type", "Name"];
     header.extend(labels.iter().map(String::as_str));
     let mut table = new_table(header);
-    for e in summary.endpoints.iter().chain(std::iter::once(&summary.total)) {
+    for e in summary
+        .endpoints
+        .iter()
+        .chain(std::iter::once(&summary.total))
+    {
         let mut row = vec![e.method.clone(), e.name.clone()];
         for &p in &PERCENTILES {
-            let v = e.percentiles_ms.get(&percentile_label(p)).copied().unwrap_or(0.0);
-            row.push(if e.requests == 0 { "-".into() } else { format_ms(v) });
+            let v = e
+                .percentiles_ms
+                .get(&percentile_label(p))
+                .copied()
+                .unwrap_or(0.0);
+            row.push(if e.requests == 0 {
+                "-".into()
+            } else {
+                format_ms(v)
+            });
         }
         table.add_row(row);
     }
@@ -107,7 +156,12 @@ pub fn summary_text(summary: &Summary) -> String {
     if !summary.failures.is_empty() {
         let mut table = new_table(vec!["Method", "Name", "Error", "Occurrences"]);
         for f in &summary.failures {
-            table.add_row(vec![f.method.clone(), f.name.clone(), f.error.clone(), f.occurrences.to_string()]);
+            table.add_row(vec![
+                f.method.clone(),
+                f.name.clone(),
+                f.error.clone(),
+                f.occurrences.to_string(),
+            ]);
         }
         out.push_str("\nFailures\n");
         out.push_str(&table.to_string());
@@ -116,7 +170,11 @@ pub fn summary_text(summary: &Summary) -> String {
     if !summary.errors.is_empty() {
         let mut table = new_table(vec!["Count", "Location", "Error"]);
         for e in &summary.errors {
-            table.add_row(vec![e.count.to_string(), e.location.clone(), e.message.clone()]);
+            table.add_row(vec![
+                e.count.to_string(),
+                e.location.clone(),
+                e.message.clone(),
+            ]);
         }
         out.push_str("\nScript errors\n");
         out.push_str(&table.to_string());

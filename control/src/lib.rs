@@ -26,8 +26,8 @@ pub use plan::RunPlan;
 pub use run::{InProcessNode, NodeHandle, RunError, RunOutcome, RunState, run};
 pub use stats::{Health, HistoryPoint, RunStats};
 pub use summary::{
-    EndpointSummary, ErrorSummary, FailureSummary, HealthSummary, PERCENTILES, Parameters,
-    Summary, percentile_label,
+    EndpointSummary, ErrorSummary, FailureSummary, HealthSummary, PERCENTILES, Parameters, Summary,
+    percentile_label,
 };
 
 use blast_engine::NodeConfig;
@@ -46,7 +46,9 @@ pub fn run_local(plan: &RunPlan, interrupted: Arc<AtomicBool>) -> Result<RunOutc
         timeout: plan.timeout,
         stop_timeout: plan.stop_timeout,
         report_interval: REPORT_INTERVAL,
-        scenario: plan.scenario.builder(std::slice::from_ref(&plan.host), plan.seed),
+        scenario: plan
+            .scenario
+            .builder(std::slice::from_ref(&plan.host), plan.seed),
     };
     let node = InProcessNode::start(config)?;
     if !node.pinned() {

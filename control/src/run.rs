@@ -197,19 +197,30 @@ pub fn run(
     for problem in node.finish() {
         eprintln!("warning: {problem}");
     }
-    let summary = Summary::build(plan, &stats, (started_ms, ended_ms, seconds), pinned, stop_reason);
+    let summary = Summary::build(
+        plan,
+        &stats,
+        (started_ms, ended_ms, seconds),
+        pinned,
+        stop_reason,
+    );
     if let Some(path) = &plan.json {
         write_atomically(path, summary.to_json().as_bytes()).map_err(|e| RunError::Output {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
     }
-    Ok(RunOutcome { summary, state: RunState::Stopped })
+    Ok(RunOutcome {
+        summary,
+        state: RunState::Stopped,
+    })
 }
 
 /// The progress line on a terminal: elapsed / total time and users.
 fn progress(plan: &RunPlan, stats: &RunStats, elapsed: Duration) {
-    let total = plan.duration.map_or("--:--".to_string(), |d| console::clock(d.as_secs()));
+    let total = plan
+        .duration
+        .map_or("--:--".to_string(), |d| console::clock(d.as_secs()));
     let (rps, _) = stats.current(None);
     let all = stats.aggregated();
     let mut err = std::io::stderr();

@@ -104,8 +104,15 @@ impl RunStats {
             busy: delta.busy,
         });
         self.track_health(delta.busy, delta.last);
-        self.window.push_back(WindowSlice { at_ms: delta.at_ms, entries: delta.entries.clone() });
-        while self.window.front().is_some_and(|s| s.at_ms + WINDOW_MS < delta.at_ms) {
+        self.window.push_back(WindowSlice {
+            at_ms: delta.at_ms,
+            entries: delta.entries.clone(),
+        });
+        while self
+            .window
+            .front()
+            .is_some_and(|s| s.at_ms + WINDOW_MS < delta.at_ms)
+        {
             self.window.pop_front();
         }
         warning
@@ -163,14 +170,22 @@ impl RunStats {
     /// Failures so far, most frequent first.
     pub fn failures(&self) -> Vec<FailureDelta> {
         let mut f = self.failures.clone();
-        f.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.key, a.kind).cmp(&(&b.key, b.kind))));
+        f.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| (&a.key, a.kind).cmp(&(&b.key, b.kind)))
+        });
         f
     }
 
     /// Script errors so far, most frequent first.
     pub fn errors(&self) -> Vec<ScriptErrorDelta> {
         let mut e = self.errors.clone();
-        e.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.location.cmp(&b.location)));
+        e.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.location.cmp(&b.location))
+        });
         e
     }
 
@@ -190,7 +205,11 @@ impl RunStats {
         let mut hist = new_histogram();
         let mut requests = 0;
         for slice in &self.window {
-            for e in slice.entries.iter().filter(|e| key.is_none_or(|k| &e.key == k)) {
+            for e in slice
+                .entries
+                .iter()
+                .filter(|e| key.is_none_or(|k| &e.key == k))
+            {
                 let _ = hist.add(&e.latency);
                 requests += e.requests;
             }
@@ -208,7 +227,11 @@ impl RunStats {
 
     /// Number of failures of `kind` so far, across entries.
     pub fn failures_of(&self, kind: FailureKind) -> u64 {
-        self.failures.iter().filter(|f| f.kind == kind).map(|f| f.count).sum()
+        self.failures
+            .iter()
+            .filter(|f| f.kind == kind)
+            .map(|f| f.count)
+            .sum()
     }
 }
 
@@ -218,11 +241,21 @@ mod tests {
     use blast_proto::Method;
 
     fn delta(seq: u64, at_ms: u64, n: u64, busy: f64) -> StatsDelta {
-        let mut e = EntryDelta::new(EntryKey { method: Method::Get, name: "/".into() });
+        let mut e = EntryDelta::new(EntryKey {
+            method: Method::Get,
+            name: "/".into(),
+        });
         for i in 0..n {
             e.record(1000 + i, 1, false);
         }
-        StatsDelta { seq, at_ms, entries: vec![e], users: 5, busy, ..Default::default() }
+        StatsDelta {
+            seq,
+            at_ms,
+            entries: vec![e],
+            users: 5,
+            busy,
+            ..Default::default()
+        }
     }
 
     #[test]

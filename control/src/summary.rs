@@ -10,7 +10,9 @@ use crate::plan::RunPlan;
 use crate::stats::RunStats;
 
 /// The percentiles every summary reports, as Locust's tables do.
-pub const PERCENTILES: [f64; 11] = [50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0];
+pub const PERCENTILES: [f64; 11] = [
+    50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99, 100.0,
+];
 
 /// A percentile's label: `50`, `99.9`, `100`.
 pub fn percentile_label(p: f64) -> String {
@@ -61,7 +63,11 @@ impl EndpointSummary {
         let percentiles_ms = PERCENTILES
             .iter()
             .map(|&p| {
-                let v = if n == 0 { 0.0 } else { ms(h.value_at_quantile(p / 100.0)) };
+                let v = if n == 0 {
+                    0.0
+                } else {
+                    ms(h.value_at_quantile(p / 100.0))
+                };
                 (percentile_label(p), v)
             })
             .collect();
@@ -73,11 +79,19 @@ impl EndpointSummary {
             rps: n as f64 / seconds,
             failures_per_s: entry.failures as f64 / seconds,
             min_ms: if n == 0 { 0.0 } else { ms(h.min()) },
-            avg_ms: if n == 0 { 0.0 } else { entry.latency_sum_us as f64 / n as f64 / 1000.0 },
+            avg_ms: if n == 0 {
+                0.0
+            } else {
+                entry.latency_sum_us as f64 / n as f64 / 1000.0
+            },
             max_ms: if n == 0 { 0.0 } else { ms(h.max()) },
             percentiles_ms,
             bytes: entry.bytes,
-            avg_content_size: if n == 0 { 0.0 } else { entry.bytes as f64 / n as f64 },
+            avg_content_size: if n == 0 {
+                0.0
+            } else {
+                entry.bytes as f64 / n as f64
+            },
         }
     }
 }

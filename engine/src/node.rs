@@ -81,7 +81,10 @@ impl LocalNode {
     /// once every shard is ready, with the channel its merged deltas come on.
     pub fn start(config: NodeConfig) -> Result<(LocalNode, flume::Receiver<NodeEvent>), NodeError> {
         let shards = config.shards.max(1);
-        let needs_tls = config.origins.iter().any(|o| o.scheme == crate::http::Scheme::Https);
+        let needs_tls = config
+            .origins
+            .iter()
+            .any(|o| o.scheme == crate::http::Scheme::Https);
         let tls = if needs_tls {
             Some(tls_config(config.insecure).map_err(NodeError::Tls)?)
         } else {
@@ -107,11 +110,18 @@ impl LocalNode {
             let (command_tx, command_rx) = flume::unbounded();
             let settings = settings.clone();
             let reports = report_tx.clone();
-            let cpu = if pinned { cpus.get(index).copied() } else { None };
+            let cpu = if pinned {
+                cpus.get(index).copied()
+            } else {
+                None
+            };
             let thread = runtime::start_shard(format!("blast-shard-{index}"), cpu, move || {
                 run_shard(index, settings, command_rx, reports)
             })
-            .map_err(|e| NodeError::Shard { shard: index, reason: e.to_string() })?;
+            .map_err(|e| NodeError::Shard {
+                shard: index,
+                reason: e.to_string(),
+            })?;
             commands.push(command_tx);
             threads.push(thread);
         }
@@ -136,7 +146,10 @@ impl LocalNode {
                 Ok(ShardReport::Delta(_)) => {}
                 Err(_) => {
                     let reason = node.abort();
-                    return Err(NodeError::Shard { shard: ready, reason });
+                    return Err(NodeError::Shard {
+                        shard: ready,
+                        reason,
+                    });
                 }
             }
         }
@@ -146,7 +159,10 @@ impl LocalNode {
             std::thread::Builder::new()
                 .name("blast-aggregator".into())
                 .spawn(move || aggregate(shards, interval, report_rx, event_tx))
-                .map_err(|e| NodeError::Shard { shard: 0, reason: e.to_string() })?,
+                .map_err(|e| NodeError::Shard {
+                    shard: 0,
+                    reason: e.to_string(),
+                })?,
         );
         Ok((node, event_rx))
     }

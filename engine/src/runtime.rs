@@ -29,13 +29,16 @@ pub fn allowed_cpus() -> Vec<usize> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; sched_getaffinity
     // writes at most size_of::<cpu_set_t>() bytes into it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if rc != 0 {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         return (0..n).collect();
     }
     // SAFETY: CPU_ISSET only reads the set, for indices below CPU_SETSIZE.
-    (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
 }
 
 /// Starts a shard: a thread running one executor, pinned to `cpu` when given.
@@ -56,15 +59,17 @@ where
     };
     // Glommio's own `spawn` joins into a glommio error type; a plain thread
     // that makes and runs the executor keeps errors as io::Error.
-    std::thread::Builder::new().name(name.clone()).spawn(move || {
-        let executor = LocalExecutorBuilder::new(placement)
-            .name(&name)
-            .io_memory(IO_MEMORY)
-            .preempt_timer(PREEMPT_TIMER)
-            .make()
-            .map_err(|e| io::Error::other(format!("cannot start executor {name}: {e}")))?;
-        Ok(executor.run(body()))
-    })
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let executor = LocalExecutorBuilder::new(placement)
+                .name(&name)
+                .io_memory(IO_MEMORY)
+                .preempt_timer(PREEMPT_TIMER)
+                .make()
+                .map_err(|e| io::Error::other(format!("cannot start executor {name}: {e}")))?;
+            Ok(executor.run(body()))
+        })
 }
 
 /// Spawns `future` on the current shard.
@@ -103,7 +108,9 @@ pub(crate) async fn with_timeout<T>(limit: Duration, future: impl Future<Output 
 /// are written whole, so batching only adds latency).
 pub(crate) async fn connect(addr: SocketAddr, limit: Duration) -> io::Result<TcpStream> {
     let limit = limit.max(Duration::from_millis(1));
-    let stream = TcpStream::connect_timeout(addr, limit).await.map_err(io::Error::from)?;
+    let stream = TcpStream::connect_timeout(addr, limit)
+        .await
+        .map_err(io::Error::from)?;
     stream.set_nodelay(true).map_err(io::Error::from)?;
     Ok(stream)
 }
@@ -147,7 +154,10 @@ impl Signal {
 /// CPU time this thread has used, user and system. A shard's busy ratio is
 /// its CPU time over wall time, so kernel work on its sockets counts too.
 pub(crate) fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec, and CLOCK_THREAD_CPUTIME_ID
     // is supported by every Linux that has io_uring.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
@@ -177,8 +187,13 @@ mod tests {
             for w in waiters {
                 w.await;
             }
-            let timed_out = with_timeout(Duration::from_millis(5), sleep(Duration::from_secs(60))).await;
-            (signal.fired(), timed_out.is_none(), thread_cpu_time() > Duration::ZERO)
+            let timed_out =
+                with_timeout(Duration::from_millis(5), sleep(Duration::from_secs(60))).await;
+            (
+                signal.fired(),
+                timed_out.is_none(),
+                thread_cpu_time() > Duration::ZERO,
+            )
         })
         .unwrap();
         assert_eq!(handle.join().unwrap().unwrap(), (true, true, true));

@@ -24,7 +24,12 @@ pub(crate) enum ShardCommand {
     /// stopping at `rate` users per second starting at `at`. Each shard
     /// handles the run-wide user indices `k` with `k % shards == index`, at
     /// the time user `k` is due, so all shards together follow the rate.
-    Ramp { from: u64, to: u64, rate: f64, at: Instant },
+    Ramp {
+        from: u64,
+        to: u64,
+        rate: f64,
+        at: Instant,
+    },
     /// Stop every user and end the shard.
     Stop,
 }
@@ -128,8 +133,9 @@ pub(crate) async fn run_shard(
 /// stop timeout and then cut (counted as stopped).
 async fn stop_users(shard: &Rc<Shard>, hard_stop: &Signal) {
     shard.stopping.fire();
-    let users: Vec<(Signal, Task<()>)> =
-        std::mem::take(&mut *shard.users.borrow_mut()).into_values().collect();
+    let users: Vec<(Signal, Task<()>)> = std::mem::take(&mut *shard.users.borrow_mut())
+        .into_values()
+        .collect();
     for (signal, _) in &users {
         signal.fire();
     }
@@ -144,7 +150,10 @@ async fn stop_users(shard: &Rc<Shard>, hard_stop: &Signal) {
         }
     };
     let mut join_all = std::pin::pin!(join_all);
-    if runtime::with_timeout(shard.settings.stop_timeout, join_all.as_mut()).await.is_none() {
+    if runtime::with_timeout(shard.settings.stop_timeout, join_all.as_mut())
+        .await
+        .is_none()
+    {
         // Out of patience: requests still in flight end as stopped, and
         // every user ends at its next step, which comes at once.
         hard_stop.fire();
@@ -250,14 +259,21 @@ async fn drive(
     // The stop hook may still send requests while the run stops (a logout),
     // until the stop timeout cuts them; other work ends at its next step.
     let cut_short = || {
-        if work == Work::OnStop { shard.client.hard_stop.fired() } else { stop.fired() }
+        if work == Work::OnStop {
+            shard.client.hard_stop.fired()
+        } else {
+            stop.fired()
+        }
     };
     let mut step = guarded(|| user.start(work));
     loop {
         let input = match step {
             Step::Done(outcome) => {
                 if let Outcome::Failed(error) = &outcome {
-                    shard.stats.borrow_mut().record_error(&error.message, &error.location);
+                    shard
+                        .stats
+                        .borrow_mut()
+                        .record_error(&error.message, &error.location);
                 }
                 return outcome;
             }
@@ -276,7 +292,11 @@ async fn drive(
                     }
                 })
                 .await;
-                if cut_short() { Resume::Stopping } else { Resume::Woke }
+                if cut_short() {
+                    Resume::Stopping
+                } else {
+                    Resume::Woke
+                }
             }
             Step::Yield => {
                 runtime::yield_now().await;

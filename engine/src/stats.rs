@@ -27,7 +27,9 @@ fn method_slot(method: Method) -> usize {
 
 /// Milliseconds since the Unix epoch.
 pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// What a shard recorded since its last delta.
@@ -59,9 +61,13 @@ impl ShardStats {
             return i;
         }
         let i = self.entries.len() as u32;
-        self.entries
-            .push(EntryDelta::new(EntryKey { method, name: name.to_string() }));
-        self.index.entry(name.to_string()).or_insert([None; METHODS])[slot] = Some(i);
+        self.entries.push(EntryDelta::new(EntryKey {
+            method,
+            name: name.to_string(),
+        }));
+        self.index
+            .entry(name.to_string())
+            .or_insert([None; METHODS])[slot] = Some(i);
         i
     }
 
@@ -146,9 +152,21 @@ mod tests {
     fn records_by_method_and_name_and_cuts_numbered_deltas() {
         let mut s = ShardStats::new(3);
         s.record(Method::Get, "/", Duration::from_micros(100), 10, None);
-        s.record(Method::Get, "/", Duration::from_micros(200), 10, Some((FailureKind::Status(500), "")));
+        s.record(
+            Method::Get,
+            "/",
+            Duration::from_micros(200),
+            10,
+            Some((FailureKind::Status(500), "")),
+        );
         s.record(Method::Post, "/", Duration::from_micros(300), 0, None);
-        s.record(Method::Get, "/", Duration::from_micros(50), 0, Some((FailureKind::Status(500), "")));
+        s.record(
+            Method::Get,
+            "/",
+            Duration::from_micros(50),
+            0,
+            Some((FailureKind::Status(500), "")),
+        );
         s.record_error("boom", "x.rhai:1:2");
         s.record_error("boom", "x.rhai:1:2");
         let d = s.cut(7, 0.5, false);

@@ -218,7 +218,10 @@ mod tests {
     use super::*;
 
     fn key(name: &str) -> EntryKey {
-        EntryKey { method: Method::Get, name: name.to_string() }
+        EntryKey {
+            method: Method::Get,
+            name: name.to_string(),
+        }
     }
 
     #[test]

@@ -129,7 +129,11 @@ impl<S: 'static> Work<S> {
 
     /// Resumes the work with `input`; when it finishes, its stack goes back
     /// to `pool`.
-    pub(crate) fn resume(mut self, pool: &StackPool, input: Resume) -> (Option<Work<S>>, Progress<S>) {
+    pub(crate) fn resume(
+        mut self,
+        pool: &StackPool,
+        input: Resume,
+    ) -> (Option<Work<S>>, Progress<S>) {
         match self.resume_inner(input) {
             Progress::Step(step) => (Some(self), Progress::Step(step)),
             finished => {
@@ -152,7 +156,14 @@ mod tests {
             let a = suspend(Step::Sleep(Duration::from_millis(1)));
             let b = suspend(Step::Yield);
             let both = matches!(a, Some(Resume::Woke)) && matches!(b, Some(Resume::Stopping));
-            (if both { Outcome::Completed } else { Outcome::Aborted }, 7u32)
+            (
+                if both {
+                    Outcome::Completed
+                } else {
+                    Outcome::Aborted
+                },
+                7u32,
+            )
         })
         .unwrap();
         assert!(matches!(progress, Progress::Step(Step::Sleep(_))));
@@ -160,7 +171,10 @@ mod tests {
         assert!(matches!(progress, Progress::Step(Step::Yield)));
         let (work, progress) = work.unwrap().resume(&pool, Resume::Stopping);
         assert!(work.is_none());
-        assert!(matches!(progress, Progress::Finished((Outcome::Completed, 7))));
+        assert!(matches!(
+            progress,
+            Progress::Finished((Outcome::Completed, 7))
+        ));
         assert_eq!(pool.free.borrow().len(), 1);
         // Outside a coroutine there is nothing to suspend.
         assert!(suspend(Step::Yield).is_none());
@@ -173,7 +187,9 @@ mod tests {
             move || {
                 let mut seen = 0;
                 for _ in 0..3 {
-                    if let Some(Resume::Woke) = suspend(Step::Sleep(Duration::from_millis(u64::from(tag)))) {
+                    if let Some(Resume::Woke) =
+                        suspend(Step::Sleep(Duration::from_millis(u64::from(tag))))
+                    {
                         seen += 1;
                     }
                 }

@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 
-use rhai::{ASTNode, AST, Position, Stmt};
+use rhai::{AST, ASTNode, Position, Stmt};
 
 /// Positions of the `http::` calls whose responses are discarded.
 pub(crate) fn discarded_calls(ast: &AST, source: &str) -> HashSet<Position> {
@@ -49,7 +49,9 @@ fn offset_of(lines: &[&str], pos: Position) -> Option<usize> {
 /// closed, then `;`, then another statement (not the block's closing `}`).
 fn followed_by_statement(text: &str) -> bool {
     let bytes = text.as_bytes();
-    let Some(open) = text.find('(') else { return false };
+    let Some(open) = text.find('(') else {
+        return false;
+    };
     let mut depth = 0usize;
     let mut i = open;
     while i < bytes.len() {
@@ -99,7 +101,10 @@ fn skip_quoted(bytes: &[u8], start: usize) -> usize {
 /// Index of the last byte of the comment starting at `start`.
 fn skip_comment(bytes: &[u8], start: usize) -> usize {
     if bytes[start + 1] == b'/' {
-        bytes[start..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |n| start + n)
+        bytes[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |n| start + n)
     } else {
         let mut i = start + 2;
         while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {

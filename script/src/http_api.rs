@@ -29,7 +29,10 @@ pub struct HttpResponse {
 }
 
 fn err(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), pos))
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(message.into()),
+        pos,
+    ))
 }
 
 /// Splits a script's URL into (origin index, path and query).
@@ -82,7 +85,10 @@ fn string_of(value: &Dynamic, what: &str, pos: Position) -> Result<String, Box<E
     if value.is_int() || value.is_float() || value.is_bool() {
         return Ok(value.to_string());
     }
-    Err(err(format!("{what} must be a string, not {}", value.type_name()), pos))
+    Err(err(
+        format!("{what} must be a string, not {}", value.type_name()),
+        pos,
+    ))
 }
 
 /// Appends `query` (a map) to `path`, percent-encoded.
@@ -132,7 +138,9 @@ fn build_request(
     for (key, value) in options.unwrap_or_default() {
         match key.as_str() {
             "headers" => {
-                let headers = value.try_cast::<Map>().ok_or_else(|| err("headers must be a map", pos))?;
+                let headers = value
+                    .try_cast::<Map>()
+                    .ok_or_else(|| err("headers must be a map", pos))?;
                 for (k, v) in headers {
                     let v = string_of(&v, &format!("header {k:?}"), pos)?;
                     request.headers.push((k.to_string(), v));
@@ -150,12 +158,20 @@ fn build_request(
                     .map_err(|e| err(format!("json option cannot be encoded: {e}"), pos))?;
                 request.body = serde_json::to_vec(&json)
                     .map_err(|e| err(format!("json option cannot be encoded: {e}"), pos))?;
-                if !request.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
-                    request.headers.push(("Content-Type".into(), "application/json".into()));
+                if !request
+                    .headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                {
+                    request
+                        .headers
+                        .push(("Content-Type".into(), "application/json".into()));
                 }
             }
             "query" => {
-                let query = value.try_cast::<Map>().ok_or_else(|| err("query must be a map", pos))?;
+                let query = value
+                    .try_cast::<Map>()
+                    .ok_or_else(|| err("query must be a map", pos))?;
                 append_query(&mut path, &query, pos)?;
             }
             "name" => name = Some(string_of(&value, "name", pos)?),
@@ -195,7 +211,9 @@ fn send(
     let pos = call.call_position();
     let request = build_request(ctx, method, url, options, pos)?;
     match bridge::suspend(Step::Request(Box::new(request))) {
-        Some(Resume::Response(response)) => Ok(HttpResponse { inner: Rc::new(*response) }),
+        Some(Resume::Response(response)) => Ok(HttpResponse {
+            inner: Rc::new(*response),
+        }),
         Some(_) => Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos))),
         None => Err(err(
             "http requests can only be made inside a task or hook, not at a script's top level",
@@ -222,16 +240,23 @@ pub(crate) fn http_module(ctx: Rc<HttpContext>) -> Module {
             send(&c, &call, method, url, None)
         });
         let c = ctx.clone();
-        module.set_native_fn(fn_name, move |call: NativeCallContext, url: &str, options: Map| {
-            send(&c, &call, method, url, Some(options))
-        });
+        module.set_native_fn(
+            fn_name,
+            move |call: NativeCallContext, url: &str, options: Map| {
+                send(&c, &call, method, url, Some(options))
+            },
+        );
     }
     let c = ctx.clone();
     module.set_native_fn(
         "request",
         move |call: NativeCallContext, method: &str, url: &str, options: Map| {
-            let m = Method::parse(method)
-                .ok_or_else(|| err(format!("unknown HTTP method {method:?}"), call.call_position()))?;
+            let m = Method::parse(method).ok_or_else(|| {
+                err(
+                    format!("unknown HTTP method {method:?}"),
+                    call.call_position(),
+                )
+            })?;
             send(&c, &call, m, url, Some(options))
         },
     );
@@ -243,7 +268,9 @@ pub(crate) fn register_response(engine: &mut rhai::Engine) {
     engine
         .register_type_with_name::<HttpResponse>("Response")
         .register_get("status", |r: &mut HttpResponse| i64::from(r.inner.status))
-        .register_get("ok", |r: &mut HttpResponse| r.inner.failure.is_none() && (200..400).contains(&r.inner.status))
+        .register_get("ok", |r: &mut HttpResponse| {
+            r.inner.failure.is_none() && (200..400).contains(&r.inner.status)
+        })
         .register_get("error", |r: &mut HttpResponse| {
             r.inner.failure.map(|f| f.to_string()).unwrap_or_default()
         })
@@ -251,7 +278,9 @@ pub(crate) fn register_response(engine: &mut rhai::Engine) {
             ImmutableString::from(String::from_utf8_lossy(&r.inner.body).into_owned())
         })
         .register_get("body_len", |r: &mut HttpResponse| r.inner.body_len as i64)
-        .register_get("elapsed_ms", |r: &mut HttpResponse| r.inner.elapsed.as_secs_f64() * 1000.0)
+        .register_get("elapsed_ms", |r: &mut HttpResponse| {
+            r.inner.elapsed.as_secs_f64() * 1000.0
+        })
         .register_get("headers", |r: &mut HttpResponse| {
             let mut map = Map::new();
             for (name, value) in r.inner.head.headers.iter() {
@@ -266,12 +295,21 @@ pub(crate) fn register_response(engine: &mut rhai::Engine) {
                 None => Dynamic::UNIT,
             }
         })
-        .register_fn("json", |call: NativeCallContext, r: &mut HttpResponse| -> Result<Dynamic, Box<EvalAltResult>> {
-            let value: serde_json::Value = serde_json::from_slice(&r.inner.body).map_err(|e| {
-                err(format!("response body is not JSON: {e}"), call.call_position())
-            })?;
-            rhai::serde::to_dynamic(value)
-        })
+        .register_fn(
+            "json",
+            |call: NativeCallContext,
+             r: &mut HttpResponse|
+             -> Result<Dynamic, Box<EvalAltResult>> {
+                let value: serde_json::Value =
+                    serde_json::from_slice(&r.inner.body).map_err(|e| {
+                        err(
+                            format!("response body is not JSON: {e}"),
+                            call.call_position(),
+                        )
+                    })?;
+                rhai::serde::to_dynamic(value)
+            },
+        )
         .register_fn("to_string", |r: &mut HttpResponse| {
             format!("<Response {} ({} bytes)>", r.inner.status, r.inner.body_len)
         });
@@ -283,7 +321,10 @@ mod tests {
 
     fn ctx() -> HttpContext {
         HttpContext {
-            origins: vec![(Scheme::Http, "127.0.0.1:8080".into()), (Scheme::Https, "example.test".into())],
+            origins: vec![
+                (Scheme::Http, "127.0.0.1:8080".into()),
+                (Scheme::Https, "example.test".into()),
+            ],
             discarded: RefCell::default(),
         }
     }
@@ -292,9 +333,18 @@ mod tests {
     fn targets_resolve_to_known_origins_only() {
         let c = ctx();
         let p = Position::NONE;
-        assert_eq!(resolve_target(&c, "/a?b=1", p).unwrap(), (0, "/a?b=1".into()));
-        assert_eq!(resolve_target(&c, "http://127.0.0.1:8080/x", p).unwrap(), (0, "/x".into()));
-        assert_eq!(resolve_target(&c, "https://example.test:443", p).unwrap(), (1, "/".into()));
+        assert_eq!(
+            resolve_target(&c, "/a?b=1", p).unwrap(),
+            (0, "/a?b=1".into())
+        );
+        assert_eq!(
+            resolve_target(&c, "http://127.0.0.1:8080/x", p).unwrap(),
+            (0, "/x".into())
+        );
+        assert_eq!(
+            resolve_target(&c, "https://example.test:443", p).unwrap(),
+            (1, "/".into())
+        );
         assert!(resolve_target(&c, "http://other.test/", p).is_err());
         assert!(resolve_target(&c, "items", p).is_err());
     }

@@ -80,20 +80,31 @@ const MAX_OPERATIONS: u64 = 50_000_000;
 const YIELD_EVERY: u64 = 4096;
 
 fn err(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), pos))
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(message.into()),
+        pos,
+    ))
 }
 
 fn number(value: &Dynamic, what: &str, pos: Position) -> Result<f64, Box<EvalAltResult>> {
     value
         .as_float()
         .or_else(|_| value.as_int().map(|i| i as f64))
-        .map_err(|_| err(format!("{what} must be a number, not {}", value.type_name()), pos))
+        .map_err(|_| {
+            err(
+                format!("{what} must be a number, not {}", value.type_name()),
+                pos,
+            )
+        })
 }
 
 fn weight_of(value: &Dynamic, what: &str, pos: Position) -> Result<u32, Box<EvalAltResult>> {
     match value.as_int() {
         Ok(w) if (1..=1_000_000).contains(&w) => Ok(w as u32),
-        Ok(w) => Err(err(format!("{what} must be between 1 and 1000000, not {w}"), pos)),
+        Ok(w) => Err(err(
+            format!("{what} must be between 1 and 1000000, not {w}"),
+            pos,
+        )),
         Err(t) => Err(err(format!("{what} must be an integer, not {t}"), pos)),
     }
 }
@@ -107,16 +118,25 @@ fn task_of(value: Dynamic, pos: Position) -> Result<TaskDef, Box<EvalAltResult>>
         return task_from_fn(&f, 1, pos);
     }
     Err(err(
-        format!("a task must be Fn(\"name\") or task(Fn(\"name\"), weight), not {}", value.type_name()),
+        format!(
+            "a task must be Fn(\"name\") or task(Fn(\"name\"), weight), not {}",
+            value.type_name()
+        ),
         pos,
     ))
 }
 
 fn task_from_fn(f: &FnPtr, weight: u32, pos: Position) -> Result<TaskDef, Box<EvalAltResult>> {
     if f.curry().is_empty() && !f.fn_name().starts_with("anon$") {
-        Ok(TaskDef { function: f.fn_name().to_string(), weight })
+        Ok(TaskDef {
+            function: f.fn_name().to_string(),
+            weight,
+        })
     } else {
-        Err(err("a task must name a script function: Fn(\"name\"), not a closure", pos))
+        Err(err(
+            "a task must name a script function: Fn(\"name\"), not a closure",
+            pos,
+        ))
     }
 }
 
@@ -167,7 +187,10 @@ fn user_of(name: &str, options: Map, pos: Position) -> Result<UserType, Box<Eval
         }
     }
     if !has_tasks || user.tasks.is_empty() {
-        return Err(err(format!("user type {name:?} has no tasks: give tasks: [Fn(\"name\"), ...]"), pos));
+        return Err(err(
+            format!("user type {name:?} has no tasks: give tasks: [Fn(\"name\"), ...]"),
+            pos,
+        ));
     }
     Ok(user)
 }
@@ -198,14 +221,23 @@ pub(crate) fn new_engine(http: Rc<HttpContext>, users: Rc<RefCell<Vec<UserType>>
 
     engine.register_type_with_name::<WaitTime>("WaitTime");
     engine.register_type_with_name::<TaskDef>("Task");
-    engine.register_fn("between", |ctx: NativeCallContext, a: Dynamic, b: Dynamic| {
-        let pos = ctx.call_position();
-        let (a, b) = (number(&a, "between's minimum", pos)?, number(&b, "between's maximum", pos)?);
-        if !(a >= 0.0 && b >= a && b.is_finite()) {
-            return Err(err(format!("between({a}, {b}) needs 0 <= minimum <= maximum"), pos));
-        }
-        Ok(WaitTime::Between(a, b))
-    });
+    engine.register_fn(
+        "between",
+        |ctx: NativeCallContext, a: Dynamic, b: Dynamic| {
+            let pos = ctx.call_position();
+            let (a, b) = (
+                number(&a, "between's minimum", pos)?,
+                number(&b, "between's maximum", pos)?,
+            );
+            if !(a >= 0.0 && b >= a && b.is_finite()) {
+                return Err(err(
+                    format!("between({a}, {b}) needs 0 <= minimum <= maximum"),
+                    pos,
+                ));
+            }
+            Ok(WaitTime::Between(a, b))
+        },
+    );
     engine.register_fn("constant", |ctx: NativeCallContext, s: Dynamic| {
         let pos = ctx.call_position();
         let s = number(&s, "constant's seconds", pos)?;
@@ -214,18 +246,27 @@ pub(crate) fn new_engine(http: Rc<HttpContext>, users: Rc<RefCell<Vec<UserType>>
         }
         Ok(WaitTime::Constant(s))
     });
-    engine.register_fn("task", |ctx: NativeCallContext, f: FnPtr, weight: Dynamic| {
-        let pos = ctx.call_position();
-        task_from_fn(&f, weight_of(&weight, "a task's weight", pos)?, pos)
-    });
-    engine.register_fn("user", move |ctx: NativeCallContext, name: &str, options: Map| {
-        let user = user_of(name, options, ctx.call_position())?;
-        if users.borrow().iter().any(|u| u.name == user.name) {
-            return Err(err(format!("user type {name:?} is declared twice"), ctx.call_position()));
-        }
-        users.borrow_mut().push(user);
-        Ok(())
-    });
+    engine.register_fn(
+        "task",
+        |ctx: NativeCallContext, f: FnPtr, weight: Dynamic| {
+            let pos = ctx.call_position();
+            task_from_fn(&f, weight_of(&weight, "a task's weight", pos)?, pos)
+        },
+    );
+    engine.register_fn(
+        "user",
+        move |ctx: NativeCallContext, name: &str, options: Map| {
+            let user = user_of(name, options, ctx.call_position())?;
+            if users.borrow().iter().any(|u| u.name == user.name) {
+                return Err(err(
+                    format!("user type {name:?} is declared twice"),
+                    ctx.call_position(),
+                ));
+            }
+            users.borrow_mut().push(user);
+            Ok(())
+        },
+    );
     engine.register_fn("sleep", |ctx: NativeCallContext, seconds: Dynamic| {
         let pos = ctx.call_position();
         let s = number(&seconds, "sleep's seconds", pos)?;
@@ -233,14 +274,19 @@ pub(crate) fn new_engine(http: Rc<HttpContext>, users: Rc<RefCell<Vec<UserType>>
             return Err(err("sleep(seconds) needs a non-negative number", pos));
         }
         match bridge::suspend(Step::Sleep(Duration::from_secs_f64(s))) {
-            Some(Resume::Stopping) => Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos))),
+            Some(Resume::Stopping) => {
+                Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos)))
+            }
             Some(_) => Ok(()),
             None => Err(err("sleep() can only be used inside a task or hook", pos)),
         }
     });
     engine.register_fn("rand_int", |ctx: NativeCallContext, low: i64, high: i64| {
         if low > high {
-            return Err(err(format!("rand_int({low}, {high}) needs low <= high"), ctx.call_position()));
+            return Err(err(
+                format!("rand_int({low}, {high}) needs low <= high"),
+                ctx.call_position(),
+            ));
         }
         Ok(crate::user::with_rng(|rng| rng.i64(low..=high)))
     });

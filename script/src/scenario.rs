@@ -56,7 +56,9 @@ pub(crate) fn innermost(e: &EvalAltResult) -> (&EvalAltResult, String, Position)
         other => {
             let text = other.to_string();
             let suffix = format!(" ({pos})");
-            text.strip_suffix(&suffix).map(str::to_string).unwrap_or(text)
+            text.strip_suffix(&suffix)
+                .map(str::to_string)
+                .unwrap_or(text)
         }
     };
     // Errors raised inside a function may carry no position of their own;
@@ -66,7 +68,10 @@ pub(crate) fn innermost(e: &EvalAltResult) -> (&EvalAltResult, String, Position)
 }
 
 fn script_error(file: &str, message: String, pos: Position) -> ScenarioError {
-    ScenarioError::Script { location: location(file, pos), message }
+    ScenarioError::Script {
+        location: location(file, pos),
+        message,
+    }
 }
 
 fn parse_error(file: &str, e: ParseError) -> ScenarioError {
@@ -92,7 +97,10 @@ pub(crate) fn compile(
     source: &str,
     origins: Vec<(blast_engine::http::Scheme, String)>,
 ) -> Result<Compiled, ScenarioError> {
-    let http = Rc::new(HttpContext { origins, discarded: RefCell::default() });
+    let http = Rc::new(HttpContext {
+        origins,
+        discarded: RefCell::default(),
+    });
     let users = Rc::new(RefCell::new(Vec::new()));
     let engine = new_engine(http.clone(), users.clone());
     let mut ast = engine.compile(source).map_err(|e| parse_error(file, e))?;
@@ -127,15 +135,21 @@ pub(crate) fn compile(
                     ));
                 }
                 None => {
-                    let known: Vec<String> =
-                        ast.iter_functions().map(|f| format!("{}()", f.name)).collect();
+                    let known: Vec<String> = ast
+                        .iter_functions()
+                        .map(|f| format!("{}()", f.name))
+                        .collect();
                     return Err(script_error(
                         file,
                         format!(
                             "user type {:?} names task function {:?}, which the script does not define (defined: {})",
                             user.name,
                             task.function,
-                            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
                         ),
                         user.position,
                     ));
@@ -167,7 +181,11 @@ impl Scenario {
     /// Compiles and validates `source`, naming it `file` in messages.
     pub fn from_source(file: &str, source: &str) -> Result<Scenario, ScenarioError> {
         let compiled = compile(file, source, Vec::new())?;
-        Ok(Scenario { file: file.to_string(), source: Arc::from(source), users: compiled.users })
+        Ok(Scenario {
+            file: file.to_string(),
+            source: Arc::from(source),
+            users: compiled.users,
+        })
     }
 
     /// The file name used in messages.
@@ -185,7 +203,10 @@ impl Scenario {
     pub fn builder(&self, origins: &[Origin], seed: Option<u64>) -> ScenarioBuilder {
         let file = self.file.clone();
         let source = self.source.clone();
-        let origins: Vec<_> = origins.iter().map(|o| (o.scheme, o.host_header.clone())).collect();
+        let origins: Vec<_> = origins
+            .iter()
+            .map(|o| (o.scheme, o.host_header.clone()))
+            .collect();
         let seed = seed.unwrap_or_else(|| {
             // A fresh seed per run, the same on every shard.
             std::time::SystemTime::now()

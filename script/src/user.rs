@@ -50,7 +50,10 @@ fn type_cycle(users: &[UserType]) -> Vec<usize> {
     let total: u64 = users.iter().map(|u| u64::from(u.weight)).sum();
     // Weights are capped at 1e6 each; reduce by their common divisor.
     let divisor = users.iter().map(|u| u64::from(u.weight)).fold(0, gcd);
-    let weights: Vec<i64> = users.iter().map(|u| (u64::from(u.weight) / divisor) as i64).collect();
+    let weights: Vec<i64> = users
+        .iter()
+        .map(|u| (u64::from(u.weight) / divisor) as i64)
+        .collect();
     let length = (total / divisor) as usize;
     let sum: i64 = weights.iter().sum();
     let mut current = vec![0i64; users.len()];
@@ -59,7 +62,9 @@ fn type_cycle(users: &[UserType]) -> Vec<usize> {
         for (c, w) in current.iter_mut().zip(&weights) {
             *c += w;
         }
-        let best = (0..users.len()).max_by_key(|&i| (current[i], std::cmp::Reverse(i))).unwrap_or(0);
+        let best = (0..users.len())
+            .max_by_key(|&i| (current[i], std::cmp::Reverse(i)))
+            .unwrap_or(0);
         current[best] -= sum;
         cycle.push(best);
     }
@@ -92,7 +97,13 @@ impl ShardScenario for ShardScript {
         // Each user's choices depend only on the run's seed and its index,
         // not on which shard runs it.
         let rng = fastrand::Rng::with_seed(shared.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        Box::new(ScriptUser { shared, kind, this: Some(Dynamic::from_map(Map::new())), work: None, rng })
+        Box::new(ScriptUser {
+            shared,
+            kind,
+            this: Some(Dynamic::from_map(Map::new())),
+            work: None,
+            rng,
+        })
     }
 }
 
@@ -139,7 +150,10 @@ impl ScriptUser {
     /// Runs `function` of the scenario on a coroutine.
     fn run_function(&mut self, function: String) -> Step {
         let shared = self.shared.clone();
-        let mut this = self.this.take().unwrap_or_else(|| Dynamic::from_map(Map::new()));
+        let mut this = self
+            .this
+            .take()
+            .unwrap_or_else(|| Dynamic::from_map(Map::new()));
         let body = move || {
             let result = {
                 let options = CallFnOptions::new()
@@ -187,7 +201,10 @@ fn outcome_of(file: &str, e: &EvalAltResult) -> Outcome {
         }
         _ => message,
     };
-    Outcome::Failed(ScriptError { message, location: location(file, pos) })
+    Outcome::Failed(ScriptError {
+        message,
+        location: location(file, pos),
+    })
 }
 
 impl VirtualUser for ScriptUser {
@@ -235,7 +252,10 @@ mod tests {
             name: format!("u{weight}"),
             weight,
             wait: WaitTime::None,
-            tasks: vec![TaskDef { function: "t".into(), weight: 1 }],
+            tasks: vec![TaskDef {
+                function: "t".into(),
+                weight: 1,
+            }],
             position: Position::NONE,
         }
     }

@@ -56,11 +56,21 @@ impl ClientShared {
         timeout: Duration,
         hard_stop: Signal,
     ) -> ClientShared {
-        ClientShared { origins, tls, limits, timeout, hard_stop, pool: RefCell::new(Vec::new()) }
+        ClientShared {
+            origins,
+            tls,
+            limits,
+            timeout,
+            hard_stop,
+            pool: RefCell::new(Vec::new()),
+        }
     }
 
     fn take_bufs(&self) -> IoBufs {
-        self.pool.borrow_mut().pop().unwrap_or_else(|| IoBufs::new(self.limits))
+        self.pool
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| IoBufs::new(self.limits))
     }
 
     fn give_back(&self, bufs: IoBufs) {
@@ -125,7 +135,10 @@ impl HttpClient {
                 };
                 body.clear();
                 let keep_body = if keep { Some(&mut body) } else { None };
-                match conn.exchange(&mut bufs, req.method, &shared.limits, keep_body).await {
+                match conn
+                    .exchange(&mut bufs, req.method, &shared.limits, keep_body)
+                    .await
+                {
                     Ok(reusable) => {
                         if reusable {
                             *slot = Some(conn);
@@ -134,10 +147,12 @@ impl HttpClient {
                     }
                     // The server closed a kept-alive connection just before
                     // our request reached it: send it once more, fresh.
-                    Err(ExchangeError { answered: false, kind })
-                        if reused
-                            && !retried
-                            && matches!(kind, FailureKind::Reset | FailureKind::NoResponse) =>
+                    Err(ExchangeError {
+                        answered: false,
+                        kind,
+                    }) if reused
+                        && !retried
+                        && matches!(kind, FailureKind::Reset | FailureKind::NoResponse) =>
                     {
                         retried = true;
                     }
@@ -183,17 +198,26 @@ impl HttpClient {
 }
 
 /// Opens a connection to `origin`: TCP, then TLS for https.
-async fn open(shared: &ClientShared, origin: &Origin, limit: Duration) -> Result<Connection, FailureKind> {
-    let tcp = runtime::connect(origin.addr, limit).await.map_err(|e| match io_failure(&e) {
-        FailureKind::Timeout => FailureKind::ConnectTimeout,
-        _ => FailureKind::Connect,
-    })?;
+async fn open(
+    shared: &ClientShared,
+    origin: &Origin,
+    limit: Duration,
+) -> Result<Connection, FailureKind> {
+    let tcp = runtime::connect(origin.addr, limit)
+        .await
+        .map_err(|e| match io_failure(&e) {
+            FailureKind::Timeout => FailureKind::ConnectTimeout,
+            _ => FailureKind::Connect,
+        })?;
     let stream = match origin.scheme {
         Scheme::Http => Stream::Plain(tcp),
         Scheme::Https => {
             let connector = shared.tls.as_ref().ok_or(FailureKind::Tls)?;
             let name = origin.server_name().map_err(|_| FailureKind::Tls)?;
-            let tls = connector.connect(name, tcp).await.map_err(|_| FailureKind::Tls)?;
+            let tls = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|_| FailureKind::Tls)?;
             Stream::Tls(Box::new(tls))
         }
     };

@@ -83,7 +83,9 @@ impl IoBufs {
         if self.end == self.read.len() {
             // Room for one byte past the limit, so the parser sees the
             // overflow and says so.
-            let target = (self.read.len() * 2).min(max_head + 1).max(self.read.len() + 1);
+            let target = (self.read.len() * 2)
+                .min(max_head + 1)
+                .max(self.read.len() + 1);
             self.read.resize(target, 0);
         }
     }
@@ -101,11 +103,17 @@ pub(crate) struct ExchangeError {
 
 /// The request was not answered: nothing came back.
 fn unanswered(kind: FailureKind) -> ExchangeError {
-    ExchangeError { kind, answered: false }
+    ExchangeError {
+        kind,
+        answered: false,
+    }
 }
 
 fn answered(kind: FailureKind) -> ExchangeError {
-    ExchangeError { kind, answered: true }
+    ExchangeError {
+        kind,
+        answered: true,
+    }
 }
 
 /// Maps an I/O error to the failure it counts as.
@@ -153,7 +161,10 @@ impl Connection {
     ) -> Result<bool, ExchangeError> {
         bufs.clear();
         bufs.parser.reset(method);
-        self.stream.write_all(&bufs.write).await.map_err(|e| unanswered(io_failure(&e)))?;
+        self.stream
+            .write_all(&bufs.write)
+            .await
+            .map_err(|e| unanswered(io_failure(&e)))?;
 
         // The head.
         let mut received = false;
@@ -173,7 +184,11 @@ impl Connection {
                 Ok(n) => n,
                 Err(e) => {
                     let kind = io_failure(&e);
-                    return Err(if received { answered(kind) } else { unanswered(kind) });
+                    return Err(if received {
+                        answered(kind)
+                    } else {
+                        unanswered(kind)
+                    });
                 }
             };
             if n == 0 {
@@ -207,7 +222,9 @@ impl Connection {
                 .await
                 .map_err(|e| answered(io_failure(&e)))?;
             if n == 0 {
-                bufs.parser.finish_at_eof().map_err(|e| answered(codec_failure(e)))?;
+                bufs.parser
+                    .finish_at_eof()
+                    .map_err(|e| answered(codec_failure(e)))?;
                 return Ok(false);
             }
             bufs.end += n;

@@ -7,8 +7,8 @@ mod origin;
 mod request;
 mod response;
 
-pub(crate) use client::{ClientShared, HttpClient};
 pub use client::Response;
+pub(crate) use client::{ClientShared, HttpClient};
 pub use origin::{Origin, OriginError, Scheme, tls_config};
 pub use request::{Request, RequestError, write_request};
 pub use response::{

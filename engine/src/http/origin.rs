@@ -81,11 +81,16 @@ impl Origin {
             Some(url::Host::Ipv6(a)) => format!("[{a}]"),
             None => return Err(invalid("no host")),
         };
-        let port = parsed.port_or_known_default().ok_or_else(|| invalid("no port"))?;
+        let port = parsed
+            .port_or_known_default()
+            .ok_or_else(|| invalid("no port"))?;
         let lookup = host.trim_start_matches('[').trim_end_matches(']');
         let addr = (lookup, port)
             .to_socket_addrs()
-            .map_err(|e| OriginError::Resolve { host: host.clone(), reason: e.to_string() })?
+            .map_err(|e| OriginError::Resolve {
+                host: host.clone(),
+                reason: e.to_string(),
+            })?
             .next()
             .ok_or_else(|| OriginError::Resolve {
                 host: host.clone(),
@@ -96,7 +101,14 @@ impl Origin {
             None => host.clone(),
         };
         let base_path = parsed.path().trim_end_matches('/').to_string();
-        Ok(Origin { scheme, host, port, addr, host_header, base_path })
+        Ok(Origin {
+            scheme,
+            host,
+            port,
+            addr,
+            host_header,
+            base_path,
+        })
     }
 
     /// The origin as a URL prefix, e.g. `http://127.0.0.1:8080`.
@@ -197,13 +209,25 @@ mod tests {
     #[test]
     fn origins_parse_and_resolve() {
         let o = Origin::resolve("http://127.0.0.1:8080").unwrap();
-        assert_eq!((o.scheme, o.port, o.host_header.as_str()), (Scheme::Http, 8080, "127.0.0.1:8080"));
+        assert_eq!(
+            (o.scheme, o.port, o.host_header.as_str()),
+            (Scheme::Http, 8080, "127.0.0.1:8080")
+        );
         assert_eq!(o.base_path, "");
         let o = Origin::resolve("https://localhost/api/").unwrap();
-        assert_eq!((o.scheme, o.port, o.host_header.as_str()), (Scheme::Https, 443, "localhost"));
+        assert_eq!(
+            (o.scheme, o.port, o.host_header.as_str()),
+            (Scheme::Https, 443, "localhost")
+        );
         assert_eq!(o.base_path, "/api");
         assert_eq!(o.url(), "https://localhost/api");
-        for bad in ["ftp://x", "127.0.0.1:80", "http://x?q=1", "http://", "http://u:p@h"] {
+        for bad in [
+            "ftp://x",
+            "127.0.0.1:80",
+            "http://x?q=1",
+            "http://",
+            "http://u:p@h",
+        ] {
             assert!(Origin::resolve(bad).is_err(), "{bad}");
         }
     }

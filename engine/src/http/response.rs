@@ -14,7 +14,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_headers: 100, max_head_bytes: 64 << 10, max_body_kept: 10 << 20 }
+        Limits {
+            max_headers: 100,
+            max_head_bytes: 64 << 10,
+            max_body_kept: 10 << 20,
+        }
     }
 }
 
