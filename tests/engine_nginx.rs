@@ -117,5 +117,5 @@ fn subrequests_per_chunked(nginx: &Nginx) -> u64 {
         .lines()
         .filter(|l| l.split_whitespace().nth(1) == Some("/"))
         .count() as u64;
-    if chunked == 0 { 0 } else { root / chunked }
+    root.checked_div(chunked).unwrap_or(0)
 }

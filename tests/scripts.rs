@@ -74,7 +74,7 @@ fn infinite_recursion_is_stopped_with_an_error_not_a_crash() {
         errors[0]["location"]
             .as_str()
             .unwrap()
-            .contains("deep.rhai:")
+            .contains("deep.rhai:3:")
     );
     assert!(errors[0]["count"].as_u64().unwrap() >= 2);
 }

@@ -211,10 +211,10 @@ pub(crate) fn new_engine(http: Rc<HttpContext>, users: Rc<RefCell<Vec<UserType>>
         .set_max_modules(16);
     engine.disable_symbol("eval");
     engine.on_progress(|ops| {
-        if ops % YIELD_EVERY == 0 {
-            if let Some(Resume::Stopping) = bridge::suspend(Step::Yield) {
-                return Some(Dynamic::UNIT);
-            }
+        if ops % YIELD_EVERY == 0
+            && let Some(Resume::Stopping) = bridge::suspend(Step::Yield)
+        {
+            return Some(Dynamic::UNIT);
         }
         None
     });

@@ -61,10 +61,28 @@ pub(crate) fn innermost(e: &EvalAltResult) -> (&EvalAltResult, String, Position)
                 .unwrap_or(text)
         }
     };
-    // Errors raised inside a function may carry no position of their own;
-    // the call site's is the best there is.
-    let pos = if pos.is_none() { e.position() } else { pos };
+    // Errors raised inside a function may carry no position of their own
+    // (a stack overflow has none): the innermost call site's is the best
+    // there is.
+    let pos = if pos.is_none() {
+        deepest_position(e)
+    } else {
+        pos
+    };
     (inner, message, pos)
+}
+
+/// The innermost known position along a chain of errors in function calls.
+fn deepest_position(e: &EvalAltResult) -> Position {
+    let mut deepest = e.position();
+    let mut at = e;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = at {
+        if !inner.position().is_none() {
+            deepest = inner.position();
+        }
+        at = inner;
+    }
+    deepest
 }
 
 fn script_error(file: &str, message: String, pos: Position) -> ScenarioError {
@@ -89,6 +107,16 @@ pub(crate) struct Compiled {
     pub(crate) engine: Engine,
     pub(crate) ast: AST,
     pub(crate) users: Vec<UserType>,
+}
+
+impl Compiled {
+    /// Where script function `name` (without parameters) is defined.
+    pub(crate) fn function_position(&self, name: &str) -> Position {
+        self.ast
+            .iter_fn_def()
+            .find(|f| f.name == name && f.params.is_empty())
+            .map_or(Position::NONE, |f| f.body.start_position())
+    }
 }
 
 /// Compiles `source`, runs its top level and validates what it declared.

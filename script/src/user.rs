@@ -170,7 +170,7 @@ impl ScriptUser {
             };
             let outcome = match result {
                 Ok(_) => Outcome::Completed,
-                Err(e) => outcome_of(&shared.file, &e),
+                Err(e) => outcome_of(&shared.compiled, &shared.file, &function, &e),
             };
             (outcome, this)
         };
@@ -187,13 +187,18 @@ impl ScriptUser {
     }
 }
 
-/// How a script call that returned an error ended.
-fn outcome_of(file: &str, e: &EvalAltResult) -> Outcome {
-    let (inner, message, pos) = innermost(e);
+/// How a script call of `function` that returned an error ended.
+fn outcome_of(compiled: &Compiled, file: &str, function: &str, e: &EvalAltResult) -> Outcome {
+    let (inner, message, mut pos) = innermost(e);
+    if pos.is_none() {
+        // Rhai gives a stack overflow no position: the task it happened in
+        // is the best there is.
+        pos = compiled.function_position(function);
+    }
     let message = match inner {
         EvalAltResult::ErrorTerminated(..) => return Outcome::Aborted,
         EvalAltResult::ErrorStackOverflow(_) => format!(
-            "call stack too deep: more than {} nested calls (runaway recursion?)",
+            "call stack too deep in {function}(): more than {} nested calls (runaway recursion?)",
             bridge::MAX_CALL_LEVELS
         ),
         EvalAltResult::ErrorTooManyOperations(_) => {

@@ -12,5 +12,6 @@ pub(crate) use client::{ClientShared, HttpClient};
 pub use origin::{Origin, OriginError, Scheme, tls_config};
 pub use request::{Request, RequestError, write_request};
 pub use response::{
-    BodyProgress, CodecError, Framing, HeaderBlock, Limits, ResponseHead, ResponseParser,
+    BodyProgress, CodecError, Framing, HeaderBlock, Limits, MAX_HEADERS_CEILING, ResponseHead,
+    ResponseParser,
 };

@@ -1,16 +1,31 @@
-//! STUB: the response parser (being written). The signatures are the contract.
+//! The response parser: a sans-IO state machine over byte slices. The head
+//! is parsed by `httparse`; framing (RFC 9112 §6.3), keep-alive and the
+//! chunked decoder are here.
+//!
+//! The caller owns the buffer and passes the unconsumed bytes each time;
+//! the parser says how many it consumed. Feeding a response one byte at a
+//! time gives the same result as feeding it whole (tested below).
+
+use std::mem::MaybeUninit;
+
 use blast_proto::Method;
 
 /// Limits the parser enforces; parameters so tests and fuzzers can set them.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Most header lines in a response head (and in chunked trailers).
+    /// Most header lines in a response head (and in chunked trailers); at
+    /// most [`MAX_HEADERS_CEILING`].
     pub max_headers: usize,
-    /// Most bytes in a response head (status line + headers + blank line).
+    /// Most bytes in a response head (status line + headers + blank line),
+    /// interim 1xx heads included; also bounds chunked trailers.
     pub max_head_bytes: usize,
     /// Most body bytes kept for the script; the rest is counted, not kept.
     pub max_body_kept: usize,
 }
+
+/// The largest `max_headers` the parser honours: header slots live on the
+/// stack while a head is parsed.
+pub const MAX_HEADERS_CEILING: usize = 256;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -22,32 +37,68 @@ impl Default for Limits {
     }
 }
 
-/// Response headers, kept as the raw head bytes plus spans.
+/// Where one header's name and value sit in [`HeaderBlock`]'s bytes.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+/// Response headers, kept as the raw head bytes plus spans, so a head costs
+/// one copy and two vectors whose capacity is reused across responses.
 #[derive(Clone, Debug, Default)]
-pub struct HeaderBlock {}
+pub struct HeaderBlock {
+    raw: Vec<u8>,
+    spans: Vec<Span>,
+}
 
 impl HeaderBlock {
+    fn clear(&mut self) {
+        self.raw.clear();
+        self.spans.clear();
+    }
+
+    fn name(&self, span: &Span) -> &[u8] {
+        &self.raw[span.name.0 as usize..span.name.1 as usize]
+    }
+
+    fn value(&self, span: &Span) -> &[u8] {
+        &self.raw[span.value.0 as usize..span.value.1 as usize]
+    }
+
     /// The first value of header `name` (case-insensitive).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        let _ = name;
-        unimplemented!()
+        self.spans
+            .iter()
+            .find(|s| self.name(s).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|s| self.value(s))
     }
+
     /// Every value of header `name` (case-insensitive), in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let _ = name;
-        std::iter::empty()
+        self.spans
+            .iter()
+            .filter(move |s| self.name(s).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|s| self.value(s))
     }
+
     /// Every header as (name, value), in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        std::iter::empty()
+        self.spans.iter().map(|s| {
+            // Names were checked to be tokens, which are ASCII.
+            let name = std::str::from_utf8(self.name(s)).unwrap_or_default();
+            (name, self.value(s))
+        })
     }
+
     /// Number of headers.
     pub fn len(&self) -> usize {
-        0
+        self.spans.len()
     }
+
     /// True when there are no headers.
     pub fn is_empty(&self) -> bool {
-        true
+        self.spans.is_empty()
     }
 }
 
@@ -111,55 +162,1010 @@ pub enum CodecError {
     Upgrade,
 }
 
+/// Longest chunk extension accepted on a chunk size line.
+const MAX_CHUNK_EXT: u32 = 4096;
+
+/// Where the chunked decoder is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chunk {
+    /// Reading hex digits of a chunk size (`digits` so far).
+    Size { size: u64, digits: u8 },
+    /// After the size: optional whitespace and `;ext`, up to the line end.
+    Ext { size: u64, len: u32 },
+    /// Saw CR ending the size line; LF must follow.
+    SizeLf { size: u64 },
+    /// Inside chunk data: bytes left.
+    Data(u64),
+    /// After data: CR (or a bare LF) must follow.
+    DataCr,
+    /// After data and CR: LF must follow.
+    DataLf,
+    /// After the last chunk: at the start of a trailer line (or the final
+    /// empty line).
+    TrailerStart,
+    /// Inside a trailer line.
+    TrailerLine,
+    /// Saw CR at the start of a line: LF ends the body.
+    EndLf,
+    /// Saw CR inside a trailer line: LF ends the line.
+    TrailerLf,
+    /// The body and trailers are complete.
+    Done,
+}
+
+/// Where a response is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for the (final) head.
+    Head,
+    /// In a body of the given framing.
+    Body,
+    /// The response is complete.
+    Done,
+}
+
 /// Parses one response at a time; reused across responses on a connection.
 #[derive(Debug)]
-pub struct ResponseParser {}
+pub struct ResponseParser {
+    limits: Limits,
+    method: Method,
+    state: State,
+    head: ResponseHead,
+    /// Bytes of interim (1xx) heads at the start of the buffer the caller
+    /// keeps passing until the final head is parsed.
+    interim: usize,
+    /// Content-Length bytes left.
+    remaining: u64,
+    chunk: Chunk,
+    /// Trailer bytes and lines seen, against the head limits.
+    trailer_bytes: usize,
+    trailer_lines: usize,
+    body_len: u64,
+    body_cut: bool,
+}
 
 impl ResponseParser {
     /// A parser with these limits.
     pub fn new(limits: Limits) -> ResponseParser {
-        let _ = limits;
-        unimplemented!()
+        ResponseParser {
+            limits,
+            method: Method::Get,
+            state: State::Head,
+            head: ResponseHead::default(),
+            interim: 0,
+            remaining: 0,
+            chunk: Chunk::Size { size: 0, digits: 0 },
+            trailer_bytes: 0,
+            trailer_lines: 0,
+            body_len: 0,
+            body_cut: false,
+        }
     }
+
     /// Prepares for the response to a request of `method`.
     pub fn reset(&mut self, method: Method) {
-        let _ = method;
+        self.method = method;
+        self.state = State::Head;
+        self.head.status = 0;
+        self.head.minor_version = 1;
+        self.head.headers.clear();
+        self.head.framing = None;
+        self.head.keep_alive = false;
+        self.interim = 0;
+        self.remaining = 0;
+        self.chunk = Chunk::Size { size: 0, digits: 0 };
+        self.trailer_bytes = 0;
+        self.trailer_lines = 0;
+        self.body_len = 0;
+        self.body_cut = false;
     }
+
     /// Parses a head from `buf`: `Ok(None)` when more bytes are needed,
-    /// `Ok(Some(consumed))` once a final (non-1xx) head is parsed.
+    /// `Ok(Some(consumed))` once a final (non-1xx) head is parsed. Interim
+    /// 1xx heads are skipped and included in `consumed`; until then the
+    /// caller passes the same unconsumed bytes again, with more at the end.
     pub fn parse_head(&mut self, buf: &[u8]) -> Result<Option<usize>, CodecError> {
-        let _ = buf;
-        unimplemented!()
+        if self.state != State::Head {
+            return Err(CodecError::Malformed("head parsed twice"));
+        }
+        loop {
+            let rest = buf.get(self.interim..).unwrap_or_default();
+            let Some(len) = self.parse_one_head(rest)? else {
+                if buf.len() > self.limits.max_head_bytes {
+                    return Err(CodecError::HeadersTooLarge);
+                }
+                return Ok(None);
+            };
+            let end = self.interim + len;
+            if end > self.limits.max_head_bytes {
+                return Err(CodecError::HeadersTooLarge);
+            }
+            match self.head.status {
+                101 => return Err(CodecError::Upgrade),
+                100..=199 => {
+                    // Interim response (100 Continue, 103 Early Hints):
+                    // skipped; the final one follows.
+                    self.interim = end;
+                    self.head.headers.clear();
+                }
+                _ => {
+                    self.decide_framing()?;
+                    self.state =
+                        if matches!(self.head.framing, Some(Framing::Empty | Framing::Length(0))) {
+                            State::Done
+                        } else {
+                            State::Body
+                        };
+                    return Ok(Some(end));
+                }
+            }
+        }
     }
+
+    /// Parses one head at the start of `buf` into `self.head`, returning its
+    /// length, or `None` when it is incomplete.
+    fn parse_one_head(&mut self, buf: &[u8]) -> Result<Option<usize>, CodecError> {
+        let mut slots =
+            [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS_CEILING];
+        let slots = &mut slots[..self.limits.max_headers.min(MAX_HEADERS_CEILING)];
+        let mut response = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default()
+            .allow_spaces_after_header_name_in_responses(true)
+            .allow_obsolete_multiline_headers_in_responses(true)
+            .parse_response_with_uninit_headers(&mut response, buf, slots);
+        let len = match parsed {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(e) => return Err(head_error(e)),
+        };
+        let (Some(version), Some(code)) = (response.version, response.code) else {
+            return Err(CodecError::Malformed("incomplete status line"));
+        };
+        if !(100..=999).contains(&code) {
+            return Err(CodecError::Malformed("status code out of range"));
+        }
+        let head = &mut self.head;
+        head.status = code;
+        head.minor_version = version;
+        head.headers.clear();
+        head.headers.raw.extend_from_slice(&buf[..len]);
+        let base = buf.as_ptr() as usize;
+        let offset = |s: &[u8]| {
+            let start = s.as_ptr() as usize - base;
+            (start as u32, (start + s.len()) as u32)
+        };
+        for header in response.headers.iter() {
+            head.headers.spans.push(Span {
+                name: offset(header.name.as_bytes()),
+                value: offset(header.value),
+            });
+        }
+        Ok(Some(len))
+    }
+
+    /// Sets framing and keep-alive from the parsed final head.
+    fn decide_framing(&mut self) -> Result<(), CodecError> {
+        let head = &mut self.head;
+        let headers = &head.headers;
+        let mut close = false;
+        let mut keep_alive_token = false;
+        for value in headers.get_all("connection") {
+            for token in tokens(value) {
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        let mut keep_alive = if head.minor_version == 0 {
+            keep_alive_token && !close
+        } else {
+            !close
+        };
+
+        let no_body = self.method == Method::Head || matches!(head.status, 204 | 304);
+        let mut transfer_encoding = None;
+        for value in headers.get_all("transfer-encoding") {
+            for token in tokens(value) {
+                transfer_encoding = Some(token.eq_ignore_ascii_case(b"chunked"));
+            }
+        }
+        let mut content_length: Option<u64> = None;
+        for value in headers.get_all("content-length") {
+            for token in tokens(value) {
+                let n =
+                    parse_decimal(token).ok_or(CodecError::Malformed("invalid content-length"))?;
+                if content_length.is_some_and(|seen| seen != n) {
+                    return Err(CodecError::Malformed("conflicting content-length"));
+                }
+                content_length = Some(n);
+            }
+        }
+
+        let framing = if no_body {
+            Framing::Empty
+        } else if let Some(chunked_last) = transfer_encoding {
+            // Transfer-Encoding wins over Content-Length; a message with both
+            // may be an attempt at smuggling, so its connection is not reused.
+            if content_length.is_some() || head.minor_version == 0 {
+                keep_alive = false;
+            }
+            if chunked_last {
+                Framing::Chunked
+            } else {
+                Framing::Close
+            }
+        } else if let Some(n) = content_length {
+            Framing::Length(n)
+        } else {
+            Framing::Close
+        };
+        if framing == Framing::Close {
+            keep_alive = false;
+        }
+        if let Framing::Length(n) = framing {
+            self.remaining = n;
+        }
+        head.framing = Some(framing);
+        head.keep_alive = keep_alive;
+        Ok(())
+    }
+
     /// The head parsed by the last successful `parse_head`.
     pub fn head(&self) -> &ResponseHead {
-        unimplemented!()
+        &self.head
     }
+
     /// Takes the head out, leaving an empty one.
     pub fn take_head(&mut self) -> ResponseHead {
-        unimplemented!()
+        std::mem::take(&mut self.head)
     }
+
     /// Decodes body bytes from `buf`, appending them to `keep` when given
     /// (up to `max_body_kept`). Returns bytes consumed and progress.
     pub fn parse_body(
         &mut self,
         buf: &[u8],
-        keep: Option<&mut Vec<u8>>,
+        mut keep: Option<&mut Vec<u8>>,
     ) -> Result<(usize, BodyProgress), CodecError> {
-        let _ = (buf, keep);
-        unimplemented!()
+        match self.state {
+            State::Head => return Err(CodecError::Malformed("body before head")),
+            State::Done => return Ok((0, BodyProgress::Done)),
+            State::Body => {}
+        }
+        match self.head.framing {
+            Some(Framing::Length(_)) => {
+                let take = usize::try_from(self.remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len());
+                self.data(&buf[..take], keep.as_deref_mut());
+                self.remaining -= take as u64;
+                if self.remaining == 0 {
+                    self.state = State::Done;
+                    return Ok((take, BodyProgress::Done));
+                }
+                Ok((take, BodyProgress::NeedMore))
+            }
+            Some(Framing::Close) => {
+                self.data(buf, keep);
+                Ok((buf.len(), BodyProgress::NeedMore))
+            }
+            Some(Framing::Chunked) => self.parse_chunked(buf, keep),
+            Some(Framing::Empty) | None => {
+                self.state = State::Done;
+                Ok((0, BodyProgress::Done))
+            }
+        }
     }
+
+    /// Counts body bytes and keeps what fits.
+    fn data(&mut self, bytes: &[u8], keep: Option<&mut Vec<u8>>) {
+        self.body_len += bytes.len() as u64;
+        if let Some(keep) = keep {
+            let room = self.limits.max_body_kept.saturating_sub(keep.len());
+            if bytes.len() > room {
+                self.body_cut = true;
+            }
+            keep.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+    }
+
+    fn parse_chunked(
+        &mut self,
+        buf: &[u8],
+        mut keep: Option<&mut Vec<u8>>,
+    ) -> Result<(usize, BodyProgress), CodecError> {
+        let mut at = 0;
+        while at < buf.len() {
+            if let Chunk::Data(left) = self.chunk {
+                let take = usize::try_from(left)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len() - at);
+                self.data(&buf[at..at + take], keep.as_deref_mut());
+                at += take;
+                let left = left - take as u64;
+                self.chunk = if left == 0 {
+                    Chunk::DataCr
+                } else {
+                    Chunk::Data(left)
+                };
+                continue;
+            }
+            let byte = buf[at];
+            at += 1;
+            self.chunk = self.chunk_step(byte)?;
+            if self.chunk == Chunk::Done {
+                self.state = State::Done;
+                return Ok((at, BodyProgress::Done));
+            }
+        }
+        Ok((at, BodyProgress::NeedMore))
+    }
+
+    /// One byte of chunk framing (everything but chunk data).
+    fn chunk_step(&mut self, byte: u8) -> Result<Chunk, CodecError> {
+        let next = match self.chunk {
+            Chunk::Size { size, digits } => match hex_value(byte) {
+                Some(d) => {
+                    if digits >= 16 {
+                        return Err(CodecError::BadChunk);
+                    }
+                    Chunk::Size {
+                        size: size << 4 | u64::from(d),
+                        digits: digits + 1,
+                    }
+                }
+                None if digits == 0 => return Err(CodecError::BadChunk),
+                None => return self.after_size(size, byte, 0),
+            },
+            Chunk::Ext { size, len } => return self.after_size(size, byte, len),
+            Chunk::SizeLf { size } => match byte {
+                b'\n' => self.chunk_start(size),
+                _ => return Err(CodecError::BadChunk),
+            },
+            Chunk::DataCr => match byte {
+                b'\r' => Chunk::DataLf,
+                b'\n' => Chunk::Size { size: 0, digits: 0 },
+                _ => return Err(CodecError::BadChunk),
+            },
+            Chunk::DataLf => match byte {
+                b'\n' => Chunk::Size { size: 0, digits: 0 },
+                _ => return Err(CodecError::BadChunk),
+            },
+            Chunk::TrailerStart => match byte {
+                b'\r' => Chunk::EndLf,
+                b'\n' => Chunk::Done,
+                _ => {
+                    self.trailer_lines += 1;
+                    if self.trailer_lines > self.limits.max_headers {
+                        return Err(CodecError::TooManyHeaders);
+                    }
+                    self.trailer_byte()?;
+                    Chunk::TrailerLine
+                }
+            },
+            Chunk::TrailerLine => match byte {
+                b'\r' => Chunk::TrailerLf,
+                b'\n' => Chunk::TrailerStart,
+                _ => {
+                    self.trailer_byte()?;
+                    Chunk::TrailerLine
+                }
+            },
+            Chunk::TrailerLf => match byte {
+                b'\n' => Chunk::TrailerStart,
+                _ => return Err(CodecError::BadChunk),
+            },
+            Chunk::EndLf => match byte {
+                b'\n' => Chunk::Done,
+                _ => return Err(CodecError::BadChunk),
+            },
+            Chunk::Data(_) | Chunk::Done => return Err(CodecError::BadChunk),
+        };
+        Ok(next)
+    }
+
+    /// A byte after a chunk size's digits: whitespace, an extension, or the
+    /// line end.
+    fn after_size(&mut self, size: u64, byte: u8, len: u32) -> Result<Chunk, CodecError> {
+        match byte {
+            b'\r' => Ok(Chunk::SizeLf { size }),
+            b'\n' => Ok(self.chunk_start(size)),
+            // Control bytes other than tab have no place in a size line.
+            b if (b < 0x20 && b != b'\t') || b == 0x7f => Err(CodecError::BadChunk),
+            // Before any extension only whitespace or `;` may follow digits.
+            b if len == 0 && !matches!(b, b' ' | b'\t' | b';') => Err(CodecError::BadChunk),
+            _ if len >= MAX_CHUNK_EXT => Err(CodecError::BadChunk),
+            b' ' | b'\t' if len == 0 => Ok(Chunk::Ext { size, len: 0 }),
+            _ => Ok(Chunk::Ext { size, len: len + 1 }),
+        }
+    }
+
+    /// The state after a complete size line.
+    fn chunk_start(&self, size: u64) -> Chunk {
+        if size == 0 {
+            Chunk::TrailerStart
+        } else {
+            Chunk::Data(size)
+        }
+    }
+
+    fn trailer_byte(&mut self) -> Result<(), CodecError> {
+        self.trailer_bytes += 1;
+        if self.trailer_bytes > self.limits.max_head_bytes {
+            return Err(CodecError::HeadersTooLarge);
+        }
+        Ok(())
+    }
+
     /// The connection reached end of file: fine for a close-delimited body,
     /// `Truncated` for anything else unfinished.
     pub fn finish_at_eof(&mut self) -> Result<(), CodecError> {
-        unimplemented!()
+        match self.state {
+            State::Done => Ok(()),
+            State::Body if self.head.framing == Some(Framing::Close) => {
+                self.state = State::Done;
+                Ok(())
+            }
+            State::Head | State::Body => Err(CodecError::Truncated),
+        }
     }
+
     /// Decoded body bytes seen so far in this response.
     pub fn body_len(&self) -> u64 {
-        0
+        self.body_len
     }
+
     /// True when kept body bytes were cut at `max_body_kept`.
     pub fn body_cut(&self) -> bool {
-        false
+        self.body_cut
+    }
+}
+
+fn head_error(e: httparse::Error) -> CodecError {
+    match e {
+        httparse::Error::TooManyHeaders => CodecError::TooManyHeaders,
+        httparse::Error::Version => CodecError::Malformed("bad HTTP version"),
+        httparse::Error::Status => CodecError::Malformed("bad status code"),
+        httparse::Error::HeaderName => CodecError::Malformed("bad header name"),
+        httparse::Error::HeaderValue => CodecError::Malformed("bad header value"),
+        httparse::Error::NewLine => CodecError::Malformed("bad line ending"),
+        httparse::Error::Token => CodecError::Malformed("bad token"),
+    }
+}
+
+/// The comma-separated, trimmed, non-empty elements of a header value.
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outcome of feeding a whole response to a fresh parser.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Parsed {
+        status: u16,
+        framing: Option<Framing>,
+        keep_alive: bool,
+        body: Vec<u8>,
+        body_len: u64,
+        /// Bytes left after the response.
+        rest: usize,
+        /// The body ended at EOF rather than by its framing.
+        at_eof: bool,
+    }
+
+    /// Feeds `input` in pieces of `step` bytes, as a connection would
+    /// (unconsumed bytes stay at the front), then EOF.
+    fn feed(
+        method: Method,
+        input: &[u8],
+        step: usize,
+        limits: Limits,
+    ) -> Result<Parsed, CodecError> {
+        let mut parser = ResponseParser::new(limits);
+        parser.reset(method);
+        let mut buf: Vec<u8> = Vec::new();
+        let mut fed = 0;
+        let mut more = |buf: &mut Vec<u8>| -> bool {
+            if fed == input.len() {
+                return false;
+            }
+            let end = (fed + step).min(input.len());
+            buf.extend_from_slice(&input[fed..end]);
+            fed = end;
+            true
+        };
+        loop {
+            if let Some(consumed) = parser.parse_head(&buf)? {
+                buf.drain(..consumed);
+                break;
+            }
+            if !more(&mut buf) {
+                parser.finish_at_eof()?;
+                unreachable!("finish_at_eof accepted a missing head");
+            }
+        }
+        let mut body = Vec::new();
+        let mut at_eof = false;
+        loop {
+            let (consumed, progress) = parser.parse_body(&buf, Some(&mut body))?;
+            buf.drain(..consumed);
+            if progress == BodyProgress::Done {
+                break;
+            }
+            assert!(
+                buf.is_empty(),
+                "NeedMore left {} bytes unconsumed",
+                buf.len()
+            );
+            if !more(&mut buf) {
+                parser.finish_at_eof()?;
+                at_eof = true;
+                break;
+            }
+        }
+        while more(&mut buf) {}
+        let head = parser.head();
+        Ok(Parsed {
+            status: head.status,
+            framing: head.framing,
+            keep_alive: head.keep_alive,
+            body,
+            body_len: parser.body_len(),
+            rest: buf.len(),
+            at_eof,
+        })
+    }
+
+    /// Whole, byte by byte and in 7-byte pieces must agree.
+    fn parse(method: Method, input: &[u8]) -> Result<Parsed, CodecError> {
+        parse_with(method, input, Limits::default())
+    }
+
+    fn parse_with(method: Method, input: &[u8], limits: Limits) -> Result<Parsed, CodecError> {
+        let whole = feed(method, input, input.len().max(1), limits);
+        for step in [1, 7] {
+            assert_eq!(
+                feed(method, input, step, limits),
+                whole,
+                "feeding {step} bytes at a time differs for {:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        whole
+    }
+
+    fn ok(status: u16, framing: Framing, keep_alive: bool, body: &[u8]) -> Parsed {
+        Parsed {
+            status,
+            framing: Some(framing),
+            keep_alive,
+            body: body.to_vec(),
+            body_len: body.len() as u64,
+            rest: 0,
+            at_eof: framing == Framing::Close,
+        }
+    }
+
+    #[test]
+    fn framing_cases() {
+        use Framing::*;
+        use Method::*;
+        let cases: &[(&str, Method, &str, Parsed)] = &[
+            (
+                "content-length",
+                Get,
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+                ok(200, Length(5), true, b"hello"),
+            ),
+            (
+                "zero length",
+                Get,
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                ok(200, Length(0), true, b""),
+            ),
+            (
+                "repeated equal lengths",
+                Get,
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3, 3\r\n\r\nabc",
+                ok(200, Length(3), true, b"abc"),
+            ),
+            (
+                "chunked",
+                Get,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+                ok(200, Chunked, true, b"hello world"),
+            ),
+            (
+                "chunked, upper-case hex, extensions, trailers",
+                Get,
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, Chunked\r\n\r\n\
+                 A ; name=value\r\n0123456789\r\n0;last\r\nX-Sum: 1\r\nX-More: 2\r\n\r\n",
+                ok(200, Chunked, true, b"0123456789"),
+            ),
+            (
+                "chunked with bare LF line ends",
+                Get,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n",
+                ok(200, Chunked, true, b"abc"),
+            ),
+            (
+                "transfer-encoding wins over content-length, no reuse",
+                Get,
+                "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+                ok(200, Chunked, false, b"hi"),
+            ),
+            (
+                "transfer-encoding not ending in chunked reads to close",
+                Get,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzipped",
+                ok(200, Close, false, b"zipped"),
+            ),
+            (
+                "no length: read to close",
+                Get,
+                "HTTP/1.1 200 OK\r\nServer: x\r\n\r\nuntil the end",
+                ok(200, Close, false, b"until the end"),
+            ),
+            (
+                "HEAD has no body whatever the headers say",
+                Head,
+                "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n",
+                ok(200, Empty, true, b""),
+            ),
+            (
+                "HEAD with transfer-encoding",
+                Head,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                ok(200, Empty, true, b""),
+            ),
+            (
+                "204",
+                Delete,
+                "HTTP/1.1 204 No Content\r\nContent-Length: 10\r\n\r\n",
+                ok(204, Empty, true, b""),
+            ),
+            (
+                "304",
+                Get,
+                "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n",
+                ok(304, Empty, true, b""),
+            ),
+            (
+                "1xx heads are skipped",
+                Post,
+                "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n\
+                 HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+                ok(201, Length(2), true, b"ok"),
+            ),
+            (
+                "connection: close",
+                Get,
+                "HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 1\r\n\r\nx",
+                ok(200, Length(1), false, b"x"),
+            ),
+            (
+                "connection tokens in a list",
+                Get,
+                "HTTP/1.1 200 OK\r\nConnection: upgrade, close\r\nContent-Length: 1\r\n\r\nx",
+                ok(200, Length(1), false, b"x"),
+            ),
+            (
+                "HTTP/1.0 closes by default",
+                Get,
+                "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx",
+                ok(200, Length(1), false, b"x"),
+            ),
+            (
+                "HTTP/1.0 with keep-alive",
+                Get,
+                "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\nx",
+                ok(200, Length(1), true, b"x"),
+            ),
+            (
+                "error statuses parse like any other",
+                Get,
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
+                ok(503, Length(4), true, b"busy"),
+            ),
+            (
+                "obsolete line folding and space before colon are tolerated",
+                Get,
+                "HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length : 1\r\n\r\nx",
+                ok(200, Length(1), true, b"x"),
+            ),
+        ];
+        for (name, method, input, want) in cases {
+            let got = parse(*method, input.as_bytes());
+            assert_eq!(got.as_ref(), Ok(want), "{name}");
+        }
+    }
+
+    #[test]
+    fn bytes_after_a_response_are_left_for_the_caller() {
+        let got = parse(
+            Method::Get,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 200 OK\r\n",
+        )
+        .unwrap();
+        assert_eq!(got.body, b"hi");
+        assert_eq!(got.rest, "HTTP/1.1 200 OK\r\n".len());
+        let got = parse(
+            Method::Get,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nextra",
+        )
+        .unwrap();
+        assert_eq!(got.rest, 5);
+    }
+
+    #[test]
+    fn malformed_input() {
+        use CodecError::*;
+        let cases: &[(&str, &str, CodecError)] = &[
+            (
+                "garbage status line",
+                "garbage\r\n\r\n",
+                Malformed("bad HTTP version"),
+            ),
+            (
+                "binary garbage",
+                "\x16\x03\x01\x02\x00\x01\x00\x01",
+                Malformed("bad HTTP version"),
+            ),
+            (
+                "bad version",
+                "HTTP/2.0 200 OK\r\n\r\n",
+                Malformed("bad HTTP version"),
+            ),
+            (
+                "bad status code",
+                "HTTP/1.1 2x0 OK\r\n\r\n",
+                Malformed("bad status code"),
+            ),
+            (
+                "status out of range",
+                "HTTP/1.1 099 Low\r\n\r\n",
+                Malformed("status code out of range"),
+            ),
+            (
+                "bad header name",
+                "HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n",
+                Malformed("bad header name"),
+            ),
+            (
+                "bad content-length",
+                "HTTP/1.1 200 OK\r\nContent-Length: 12a\r\n\r\n",
+                Malformed("invalid content-length"),
+            ),
+            (
+                "negative content-length",
+                "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                Malformed("invalid content-length"),
+            ),
+            (
+                "huge content-length",
+                "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                Malformed("invalid content-length"),
+            ),
+            (
+                "conflicting content-length",
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+                Malformed("conflicting content-length"),
+            ),
+            (
+                "switching protocols",
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: ws\r\n\r\n",
+                Upgrade,
+            ),
+            (
+                "bad chunk size",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+                BadChunk,
+            ),
+            (
+                "empty chunk size",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\n",
+                BadChunk,
+            ),
+            (
+                "chunk size overflows",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n",
+                BadChunk,
+            ),
+            (
+                "junk after chunk size",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5x\r\nhello\r\n",
+                BadChunk,
+            ),
+            (
+                "chunk longer than its size",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n",
+                BadChunk,
+            ),
+            (
+                "CR not followed by LF in size line",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\rhi",
+                BadChunk,
+            ),
+            ("truncated head", "HTTP/1.1 200 OK\r\nContent-Le", Truncated),
+            ("empty response", "", Truncated),
+            (
+                "truncated length body",
+                "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+                Truncated,
+            ),
+            (
+                "truncated chunked body",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+                Truncated,
+            ),
+            (
+                "chunked body without its last chunk",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+                Truncated,
+            ),
+            (
+                "chunked body without the final empty line",
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n",
+                Truncated,
+            ),
+        ];
+        for (name, input, want) in cases {
+            let got = parse(Method::Get, input.as_bytes());
+            assert_eq!(got, Err(*want), "{name}");
+        }
+    }
+
+    #[test]
+    fn oversized_heads_and_too_many_headers() {
+        let limits = Limits {
+            max_headers: 4,
+            max_head_bytes: 200,
+            max_body_kept: 1 << 20,
+        };
+        let mut big = String::from("HTTP/1.1 200 OK\r\nX-Big: ");
+        big.push_str(&"a".repeat(300));
+        big.push_str("\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            parse_with(Method::Get, big.as_bytes(), limits),
+            Err(CodecError::HeadersTooLarge)
+        );
+        // A head that never ends stops at the limit, not at EOF.
+        let endless = format!("HTTP/1.1 200 OK\r\nX-Big: {}", "a".repeat(300));
+        assert_eq!(
+            parse_with(Method::Get, endless.as_bytes(), limits),
+            Err(CodecError::HeadersTooLarge)
+        );
+        let many = "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\n\r\n";
+        assert_eq!(
+            parse_with(Method::Get, many.as_bytes(), limits),
+            Err(CodecError::TooManyHeaders)
+        );
+        let four = "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(
+            parse_with(Method::Get, four.as_bytes(), limits)
+                .unwrap()
+                .status,
+            200
+        );
+        // Interim heads count against the same budget.
+        let interim = "HTTP/1.1 100 Continue\r\n\r\n".repeat(10) + "HTTP/1.1 200 OK\r\n\r\n";
+        assert_eq!(
+            parse_with(Method::Get, interim.as_bytes(), limits),
+            Err(CodecError::HeadersTooLarge)
+        );
+        // Trailers too.
+        let trailers = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n{}\r\n",
+            "T: 1\r\n".repeat(5)
+        );
+        assert_eq!(
+            parse_with(Method::Get, trailers.as_bytes(), limits),
+            Err(CodecError::TooManyHeaders)
+        );
+        let long_trailer = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: {}\r\n\r\n",
+            "x".repeat(300)
+        );
+        assert_eq!(
+            parse_with(Method::Get, long_trailer.as_bytes(), limits),
+            Err(CodecError::HeadersTooLarge)
+        );
+    }
+
+    #[test]
+    fn kept_bodies_are_cut_at_the_limit_and_counted_in_full() {
+        let limits = Limits {
+            max_body_kept: 4,
+            ..Limits::default()
+        };
+        for input in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n012\r\n7\r\n3456789\r\n0\r\n\r\n",
+        ] {
+            let mut parser = ResponseParser::new(limits);
+            parser.reset(Method::Get);
+            let head = parser.parse_head(input).unwrap().unwrap();
+            let mut body = Vec::new();
+            let (consumed, progress) = parser.parse_body(&input[head..], Some(&mut body)).unwrap();
+            assert_eq!((head + consumed, progress), (input.len(), BodyProgress::Done));
+            assert_eq!(body, b"0123");
+            assert_eq!(parser.body_len(), 10);
+            assert!(parser.body_cut());
+        }
+    }
+
+    #[test]
+    fn unkept_bodies_are_counted() {
+        let input = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789";
+        let mut parser = ResponseParser::new(Limits::default());
+        parser.reset(Method::Get);
+        let head = parser.parse_head(input).unwrap().unwrap();
+        let (consumed, progress) = parser.parse_body(&input[head..], None).unwrap();
+        assert_eq!((consumed, progress), (10, BodyProgress::Done));
+        assert_eq!(parser.body_len(), 10);
+        assert!(!parser.body_cut());
+    }
+
+    #[test]
+    fn headers_are_readable_and_the_parser_is_reusable() {
+        let mut parser = ResponseParser::new(Limits::default());
+        for round in 0..3 {
+            parser.reset(Method::Get);
+            let input = format!(
+                "HTTP/1.1 200 OK\r\nSet-Cookie: a={round}\r\nContent-Type: text/plain\r\n\
+                 set-cookie: b=2\r\nContent-Length: 0\r\n\r\n"
+            );
+            assert!(parser.parse_head(input.as_bytes()).unwrap().is_some());
+            let headers = &parser.head().headers;
+            assert_eq!(headers.len(), 4);
+            assert_eq!(headers.get("content-type"), Some(&b"text/plain"[..]));
+            assert_eq!(headers.get("X-Missing"), None);
+            let cookies: Vec<&[u8]> = headers.get_all("SET-COOKIE").collect();
+            assert_eq!(cookies, [format!("a={round}").as_bytes(), b"b=2"]);
+            let names: Vec<&str> = headers.iter().map(|(n, _)| n).collect();
+            assert_eq!(
+                names,
+                ["Set-Cookie", "Content-Type", "set-cookie", "Content-Length"]
+            );
+            assert_eq!(parser.parse_body(b"", None), Ok((0, BodyProgress::Done)));
+        }
+        let head = parser.take_head();
+        assert_eq!(head.headers.len(), 4);
+        assert!(parser.head().headers.is_empty());
+    }
+
+    #[test]
+    fn parsing_out_of_order_is_an_error_not_a_panic() {
+        let mut parser = ResponseParser::new(Limits::default());
+        parser.reset(Method::Get);
+        assert!(parser.parse_body(b"abc", None).is_err());
+        assert_eq!(parser.finish_at_eof(), Err(CodecError::Truncated));
+        let input = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert!(parser.parse_head(input).unwrap().is_some());
+        assert!(parser.parse_head(input).is_err());
+        assert_eq!(parser.finish_at_eof(), Ok(()));
     }
 }
