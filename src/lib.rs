@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use blast_control::RunPlan;
 use blast_engine::http::Origin;
-use blast_script::{Scenario, WaitTime};
+use blast_script::{Scenario, TagFilter, TaskDef, TaskKind, WaitTime};
 use clap::Parser;
 
 use cli::{CheckArgs, Cli, Command, DemoArgs, RunArgs, TargetArgs};
@@ -78,8 +78,23 @@ fn default_cores() -> usize {
     blast_engine::allowed_cpus().len().max(1)
 }
 
-fn load_scenario(path: &Path) -> anyhow::Result<Scenario> {
-    Ok(Scenario::load(path)?)
+fn load_scenario(path: &Path, tags: &[String], exclude: &[String]) -> anyhow::Result<Scenario> {
+    Ok(Scenario::load_with_tags(
+        path,
+        TagFilter {
+            include: tags.to_vec(),
+            exclude: exclude.to_vec(),
+        },
+    )?)
+}
+
+/// Resolves the hosts user types name, in the scenario's order.
+fn extra_hosts(scenario: &Scenario) -> anyhow::Result<Vec<Origin>> {
+    scenario
+        .extra_hosts()
+        .iter()
+        .map(|h| Origin::resolve(h).with_context(|| format!("bad user type host {h:?}")))
+        .collect()
 }
 
 fn run(args: RunArgs) -> anyhow::Result<i32> {
@@ -98,10 +113,11 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     if args.print_interval < Duration::from_millis(100) {
         bail!("--print-interval must be at least 100ms");
     }
-    let scenario = load_scenario(&args.scenario)?;
+    let scenario = load_scenario(&args.scenario, &args.tags, &args.exclude_tags)?;
     let host =
         Origin::resolve(&args.host).with_context(|| format!("bad --host {:?}", args.host))?;
     let plan = RunPlan {
+        extra_hosts: extra_hosts(&scenario)?,
         scenario,
         host,
         users: args.users,
@@ -148,11 +164,13 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
     let url = format!("http://{}", target.addr());
     eprintln!("Built-in target listening on {url}");
     let scenario = Scenario::from_source("examples/quickstart.rhai", QUICKSTART)?;
+    let extra_hosts = extra_hosts(&scenario)?;
     // One core for the load, the rest (at least the target's thread) left
     // to the target.
     let cores = (default_cores() / 2).max(1);
     let plan = RunPlan {
         scenario,
+        extra_hosts,
         host: Origin::resolve(&url)?,
         users: args.users,
         spawn_rate: args.spawn_rate,
@@ -183,29 +201,101 @@ fn target(args: TargetArgs) -> anyhow::Result<i32> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<i32> {
-    let scenario = load_scenario(&args.scenario)?;
-    println!("{}: OK", scenario.file());
-    let total_weight: u32 = scenario.users().iter().map(|u| u.weight).sum();
+    let scenario = load_scenario(&args.scenario, &args.tags, &args.exclude_tags)?;
+    print!("{}", describe(&scenario));
+    Ok(EXIT_OK)
+}
+
+/// What `blast check` prints: each user type with its settings, and each
+/// task's share of the type's task runs (Locust's `--show-task-ratio`),
+/// groups expanded.
+pub fn describe(scenario: &Scenario) -> String {
+    use std::fmt::Write;
+    let mut out = format!("{}: OK\n", scenario.file());
+    let weighted: u32 = scenario
+        .users()
+        .iter()
+        .filter(|u| u.fixed_count.is_none())
+        .map(|u| u.weight)
+        .sum();
     for user in scenario.users() {
-        let share = f64::from(user.weight) * 100.0 / f64::from(total_weight.max(1));
+        let share = match user.fixed_count {
+            Some(n) => format!("fixed_count {n}"),
+            None => format!(
+                "weight {}, {:.1}% of users",
+                user.weight,
+                f64::from(user.weight) * 100.0 / f64::from(weighted.max(1))
+            ),
+        };
         let wait = match user.wait {
             WaitTime::None => "no wait".to_string(),
             w => format!("wait {w}"),
         };
-        println!(
-            "\nuser {} (weight {}, {share:.1}% of users, {wait})",
-            user.name, user.weight
-        );
-        let task_total: u32 = user.tasks.iter().map(|t| t.weight).sum();
-        for task in &user.tasks {
-            let ratio = f64::from(task.weight) * 100.0 / f64::from(task_total.max(1));
-            println!(
-                "  {ratio:6.1}%  {}()  (weight {})",
-                task.function, task.weight
-            );
+        let mut extras = Vec::new();
+        if user.sequential {
+            extras.push("sequential".to_string());
+        }
+        if let Some(f) = &user.on_start {
+            extras.push(format!("on_start {f}()"));
+        }
+        if let Some(f) = &user.on_stop {
+            extras.push(format!("on_stop {f}()"));
+        }
+        if let Some(h) = &user.host {
+            extras.push(format!("host {h}"));
+        }
+        let extras = if extras.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", extras.join(", "))
+        };
+        let _ = writeln!(out, "\nuser {} ({share}, {wait}{extras})", user.name);
+        describe_tasks(&mut out, &user.tasks, user.sequential, 1.0, 1);
+    }
+    let thresholds = scenario.thresholds();
+    if !thresholds.is_empty() {
+        let _ = writeln!(out, "\nthresholds: {}", thresholds.join(", "));
+    }
+    out
+}
+
+fn describe_tasks(out: &mut String, tasks: &[TaskDef], sequential: bool, of: f64, depth: usize) {
+    use std::fmt::Write;
+    let total: u32 = tasks.iter().map(|t| t.weight).sum();
+    for task in tasks {
+        let ratio = if sequential {
+            of / tasks.len() as f64
+        } else {
+            of * f64::from(task.weight) / f64::from(total.max(1))
+        };
+        let tags = if task.tags.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", task.tags.join(", "))
+        };
+        let indent = "  ".repeat(depth);
+        match &task.kind {
+            TaskKind::Function(name) => {
+                let _ = writeln!(
+                    out,
+                    "{indent}{:6.1}%  {name}()  (weight {}){tags}",
+                    ratio * 100.0,
+                    task.weight
+                );
+            }
+            TaskKind::Group(group) => {
+                let order = if group.sequential { ", sequential" } else { "" };
+                let wait = group.wait.map(|w| format!(", wait {w}")).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "{indent}{:6.1}%  group  (weight {}{order}{wait}){tags}",
+                    ratio * 100.0,
+                    task.weight
+                );
+                describe_tasks(out, &group.tasks, group.sequential, ratio, depth + 1);
+            }
         }
     }
-    Ok(EXIT_OK)
 }
 
 /// The path of the bundled examples, for tests.

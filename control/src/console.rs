@@ -180,6 +180,21 @@ pub fn summary_text(summary: &Summary) -> String {
         out.push_str(&table.to_string());
         out.push('\n');
     }
+    if !summary.checks.is_empty() {
+        let mut table = new_table(vec!["Check", "Passed", "Failed", "Pass rate"]);
+        for c in &summary.checks {
+            let total = c.passed + c.failed;
+            table.add_row(vec![
+                c.name.clone(),
+                c.passed.to_string(),
+                c.failed.to_string(),
+                format!("{:.2}%", c.passed as f64 * 100.0 / total.max(1) as f64),
+            ]);
+        }
+        out.push_str("\nChecks\n");
+        out.push_str(&table.to_string());
+        out.push('\n');
+    }
     if summary.health.generator_saturated {
         out.push_str(&format!(
             "\nWarning: the load generator was over 90% busy (peak {:.0}%) for {} reports: it, not the target, may have limited the load. Use more --cores or nodes.\n",

@@ -26,7 +26,7 @@ pub use plan::RunPlan;
 pub use run::{InProcessNode, NodeHandle, RunError, RunOutcome, RunState, run};
 pub use stats::{Health, HistoryPoint, RunStats};
 pub use summary::{
-    EndpointSummary, ErrorSummary, FailureSummary, HealthSummary, PERCENTILES, Parameters, Summary,
+    CheckSummary, EndpointSummary, ErrorSummary, FailureSummary, HealthSummary, PERCENTILES, Parameters, Summary,
     percentile_label,
 };
 
@@ -38,9 +38,11 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs `plan` on an in-process node: the whole of `blast run`.
 pub fn run_local(plan: &RunPlan, interrupted: Arc<AtomicBool>) -> Result<RunOutcome, RunError> {
+    let mut origins = vec![plan.host.clone()];
+    origins.extend(plan.extra_hosts.iter().cloned());
     let config = NodeConfig {
         shards: plan.cores,
-        origins: vec![plan.host.clone()],
+        origins: origins.clone(),
         insecure: plan.insecure,
         limits: Limits::default(),
         timeout: plan.timeout,
@@ -48,7 +50,7 @@ pub fn run_local(plan: &RunPlan, interrupted: Arc<AtomicBool>) -> Result<RunOutc
         report_interval: REPORT_INTERVAL,
         scenario: plan
             .scenario
-            .builder(std::slice::from_ref(&plan.host), plan.seed),
+            .builder(&origins, plan.seed, plan.cores),
     };
     let node = InProcessNode::start(config)?;
     if !node.pinned() {

@@ -13,6 +13,9 @@ pub struct RunPlan {
     pub scenario: Scenario,
     /// The host requests go to, resolved.
     pub host: Origin,
+    /// The hosts user types name with `host` (`Scenario::extra_hosts`),
+    /// resolved, in that order.
+    pub extra_hosts: Vec<Origin>,
     /// Users to reach.
     pub users: u64,
     /// Users started per second until `users` are running.

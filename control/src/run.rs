@@ -120,15 +120,21 @@ pub fn run(
     node.ramp_to(plan.users, plan.spawn_rate);
     let end = plan.duration.map(|d| started + d);
     let mut next_print = started + plan.print_interval;
-    let stop_reason;
+    let stop_reason: String;
+    // Set when a script calls stop_test(reason).
+    let mut requested: Option<String> = None;
     loop {
         let now = Instant::now();
         if interrupted.load(Ordering::Relaxed) {
-            stop_reason = "interrupted";
+            stop_reason = "interrupted".into();
             break;
         }
         if end.is_some_and(|end| now >= end) {
-            stop_reason = "duration";
+            stop_reason = "duration".into();
+            break;
+        }
+        if let Some(reason) = requested.take() {
+            stop_reason = format!("stop_test: {reason}");
             break;
         }
         if now >= next_print {
@@ -161,9 +167,12 @@ pub fn run(
                 }
             }
             Ok(NodeEvent::Warning(w)) => eprintln!("warning: {w}"),
+            Ok(NodeEvent::StopRequested(reason)) => {
+                requested.get_or_insert(reason);
+            }
             Err(flume::RecvTimeoutError::Timeout) => {}
             Err(flume::RecvTimeoutError::Disconnected) => {
-                stop_reason = "node lost";
+                stop_reason = "node lost".into();
                 break;
             }
         }
@@ -185,6 +194,7 @@ pub fn run(
                 }
             }
             Ok(NodeEvent::Warning(w)) => eprintln!("warning: {w}"),
+            Ok(NodeEvent::StopRequested(_)) => {}
             Err(_) => {
                 eprintln!("warning: a node did not send its last report; totals may be short");
                 break;
@@ -202,7 +212,7 @@ pub fn run(
         &stats,
         (started_ms, ended_ms, seconds),
         pinned,
-        stop_reason,
+        &stop_reason,
     );
     if let Some(path) = &plan.json {
         write_atomically(path, summary.to_json().as_bytes()).map_err(|e| RunError::Output {

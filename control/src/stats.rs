@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use blast_proto::{
-    EntryDelta, EntryKey, FailureDelta, FailureKind, LatencyHistogram, ScriptErrorDelta,
-    StatsDelta, merge_errors, merge_failures, new_histogram,
+    CheckDelta, EntryDelta, EntryKey, FailureDelta, FailureKind, LatencyHistogram,
+    ScriptErrorDelta, StatsDelta, merge_checks, merge_errors, merge_failures, new_histogram,
 };
 
 /// How far back "current" rates and percentiles look, in milliseconds.
@@ -52,12 +52,18 @@ pub struct Health {
     streak: u32,
 }
 
+/// Whether an entry counts requests (custom `metric()` timings do not).
+fn is_request(entry: &EntryDelta) -> bool {
+    entry.key.method != blast_proto::Method::Metric
+}
+
 /// Everything the controller knows about the run's requests.
 #[derive(Default)]
 pub struct RunStats {
     totals: BTreeMap<EntryKey, EntryDelta>,
     failures: Vec<FailureDelta>,
     errors: Vec<ScriptErrorDelta>,
+    checks: Vec<CheckDelta>,
     history: Vec<HistoryPoint>,
     window: VecDeque<WindowSlice>,
     users: u64,
@@ -90,12 +96,13 @@ impl RunStats {
         }
         merge_failures(&mut self.failures, &delta.failures);
         merge_errors(&mut self.errors, &delta.errors);
+        merge_checks(&mut self.checks, &delta.checks);
 
         if !delta.last {
             self.users = delta.users;
         }
-        let requests = delta.entries.iter().map(|e| e.requests).sum();
-        let failures = delta.entries.iter().map(|e| e.failures).sum();
+        let requests = delta.entries.iter().filter(|e| is_request(e)).map(|e| e.requests).sum();
+        let failures = delta.entries.iter().filter(|e| is_request(e)).map(|e| e.failures).sum();
         self.history.push(HistoryPoint {
             at_ms: delta.at_ms,
             users: delta.users,
@@ -135,6 +142,13 @@ impl RunStats {
         }
     }
 
+    /// Script checks so far, by name.
+    pub fn checks(&self) -> Vec<CheckDelta> {
+        let mut checks = self.checks.clone();
+        checks.sort_by(|a, b| a.name.cmp(&b.name));
+        checks
+    }
+
     /// True once, when the generator has just been found saturated.
     pub fn just_saturated(&self) -> bool {
         self.health.saturated && self.health.streak == BUSY_REPORTS
@@ -161,7 +175,13 @@ impl RunStats {
             method: blast_proto::Method::Get,
             name: "Aggregated".to_string(),
         });
-        for e in self.totals.values() {
+        // Custom timings (`metric()`) are not requests: they have their own
+        // rows but stay out of the total, which counts what servers saw.
+        for e in self
+            .totals
+            .values()
+            .filter(|e| is_request(e))
+        {
             all.merge(e);
         }
         all
@@ -208,7 +228,7 @@ impl RunStats {
             for e in slice
                 .entries
                 .iter()
-                .filter(|e| key.is_none_or(|k| &e.key == k))
+                .filter(|e| key.map_or(is_request(e), |k| &e.key == k))
             {
                 let _ = hist.add(&e.latency);
                 requests += e.requests;

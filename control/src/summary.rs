@@ -128,6 +128,17 @@ pub struct ErrorSummary {
     pub last_seen_ms: u64,
 }
 
+/// A script check's outcomes (`check(cond, name)`).
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckSummary {
+    /// The check's name.
+    pub name: String,
+    /// Times it held.
+    pub passed: u64,
+    /// Times it did not.
+    pub failed: u64,
+}
+
 /// The run's parameters.
 #[derive(Clone, Debug, Serialize)]
 pub struct Parameters {
@@ -192,6 +203,8 @@ pub struct Summary {
     pub failures: Vec<FailureSummary>,
     /// Script errors grouped by (message, location).
     pub errors: Vec<ErrorSummary>,
+    /// Script checks by name.
+    pub checks: Vec<CheckSummary>,
     /// Load generator health.
     pub health: HealthSummary,
     /// Anything else the user should know.
@@ -262,6 +275,15 @@ impl Summary {
             total,
             failures,
             errors,
+            checks: stats
+                .checks()
+                .into_iter()
+                .map(|c| CheckSummary {
+                    name: c.name,
+                    passed: c.passed,
+                    failed: c.failed,
+                })
+                .collect(),
             health: HealthSummary {
                 max_busy: health.max_busy,
                 busy_reports: health.busy_reports,

@@ -11,7 +11,7 @@ use blast_proto::StatsDelta;
 use crate::http::{Limits, Origin, tls_config};
 use crate::runtime;
 use crate::shard::{ShardCommand, ShardReport, ShardSettings, run_shard};
-use crate::user::ScenarioBuilder;
+use crate::user::{ScenarioBuilder, TestHook};
 
 /// How a node runs.
 #[derive(Clone)]
@@ -62,6 +62,8 @@ pub enum NodeEvent {
     Delta(StatsDelta),
     /// Something the user should know (a shard lost, a sequence gap).
     Warning(String),
+    /// A script asked for the run to stop (`stop_test(reason)`).
+    StopRequested(String),
 }
 
 /// The shards of this process.
@@ -143,7 +145,7 @@ impl LocalNode {
                     node.abort();
                     return Err(NodeError::Scenario(e));
                 }
-                Ok(ShardReport::Delta(_)) => {}
+                Ok(_) => {}
                 Err(_) => {
                     let reason = node.abort();
                     return Err(NodeError::Shard {
@@ -154,16 +156,41 @@ impl LocalNode {
             }
         }
         let (event_tx, event_rx) = flume::unbounded();
+        let (hook_tx, hook_rx) = flume::unbounded();
         let interval = settings.report_interval;
-        node.aggregator = Some(
-            std::thread::Builder::new()
-                .name("blast-aggregator".into())
-                .spawn(move || aggregate(shards, interval, report_rx, event_tx))
-                .map_err(|e| NodeError::Shard {
+        let commands = node.commands.clone();
+        let aggregator = std::thread::Builder::new()
+            .name("blast-aggregator".into())
+            .spawn(move || aggregate(shards, interval, report_rx, event_tx, commands, hook_tx));
+        match aggregator {
+            Ok(thread) => node.aggregator = Some(thread),
+            Err(e) => {
+                node.abort();
+                return Err(NodeError::Shard {
                     shard: 0,
                     reason: e.to_string(),
-                })?,
-        );
+                });
+            }
+        }
+        // The run-wide start hook, on shard 0, before any user; what it
+        // returns goes to every shard ahead of the first ramp.
+        let _ = node.commands[0].send(ShardCommand::RunHook(TestHook::Start));
+        match hook_rx.recv() {
+            Ok(Ok(Some(json))) => {
+                for tx in &node.commands {
+                    let _ = tx.send(ShardCommand::TestData(json.clone()));
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                node.abort();
+                return Err(NodeError::Scenario(format!("on_test_start failed: {e}")));
+            }
+            Err(_) => {
+                let reason = node.abort();
+                return Err(NodeError::Shard { shard: 0, reason });
+            }
+        }
         Ok((node, event_rx))
     }
 
@@ -187,11 +214,12 @@ impl LocalNode {
         }
     }
 
-    /// Stops the run: shards stop their users, report a last delta and end.
-    /// The event channel then delivers the final merged delta and closes.
+    /// Stops the run: shards stop their users; once all have, shard 0 runs
+    /// the run-wide stop hook; then every shard reports a last delta and
+    /// ends. The event channel delivers the final merged delta and closes.
     pub fn stop(&mut self) {
         for tx in &self.commands {
-            let _ = tx.send(ShardCommand::Stop);
+            let _ = tx.send(ShardCommand::StopUsers);
         }
     }
 
@@ -216,7 +244,9 @@ impl LocalNode {
 
     /// Stops and joins whatever started, returning why a shard failed.
     fn abort(&mut self) -> String {
-        self.stop();
+        for tx in &self.commands {
+            let _ = tx.send(ShardCommand::Finish);
+        }
         self.commands.clear();
         let mut reason = String::from("a shard ended before it was ready");
         for thread in self.threads.drain(..) {
@@ -229,13 +259,18 @@ impl LocalNode {
 }
 
 /// Merges shard deltas into one node delta per interval; after every shard's
-/// last delta, sends the last merged one and ends.
+/// last delta, sends the last merged one and ends. It also sequences the
+/// end of a run: once every shard's users stopped, the stop hook runs on
+/// shard 0, then every shard is told to finish.
 fn aggregate(
     shards: usize,
     interval: Duration,
     reports: flume::Receiver<ShardReport>,
     events: flume::Sender<NodeEvent>,
+    commands: Vec<flume::Sender<ShardCommand>>,
+    hook_results: flume::Sender<Result<Option<String>, String>>,
 ) {
+    let mut stopped = 0;
     let mut pending = StatsDelta::default();
     let mut expected_seq = vec![0u64; shards];
     let mut users = vec![0u64; shards];
@@ -282,6 +317,26 @@ fn aggregate(
                 }
             }
             Ok(ShardReport::Ready(..)) => {}
+            Ok(ShardReport::UsersStopped) => {
+                stopped += 1;
+                if stopped == shards {
+                    let _ = commands[0].send(ShardCommand::RunHook(TestHook::Stop));
+                }
+            }
+            Ok(ShardReport::HookDone(TestHook::Start, result)) => {
+                let _ = hook_results.send(result);
+            }
+            Ok(ShardReport::HookDone(TestHook::Stop, result)) => {
+                if let Err(e) = result {
+                    let _ = events.send(NodeEvent::Warning(format!("on_test_stop failed: {e}")));
+                }
+                for tx in &commands {
+                    let _ = tx.send(ShardCommand::Finish);
+                }
+            }
+            Ok(ShardReport::StopTest(reason)) => {
+                let _ = events.send(NodeEvent::StopRequested(reason));
+            }
             Err(flume::RecvTimeoutError::Timeout) => {
                 next += interval;
                 if !emit(&mut pending, &users, &busy, false) {

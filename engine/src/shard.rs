@@ -12,10 +12,15 @@ use std::time::{Duration, Instant};
 
 use blast_proto::{FailureKind, StatsDelta};
 
-use crate::http::{ClientShared, HttpClient, Limits, Origin, Request, Response};
+use crate::http::{
+    ClientShared, HttpClient, Limits, MAX_REDIRECTS, Origin, Request, Response, follow,
+    is_redirect,
+};
 use crate::runtime::{self, Signal, Task};
 use crate::stats::ShardStats;
-use crate::user::{Outcome, Resume, ScenarioBuilder, ShardScenario, Step, VirtualUser, Work};
+use crate::user::{
+    Outcome, Resume, ScenarioBuilder, ShardScenario, Step, TestHook, VirtualUser, Work,
+};
 
 /// A command from the node to a shard.
 #[derive(Clone, Debug)]
@@ -30,8 +35,14 @@ pub(crate) enum ShardCommand {
         rate: f64,
         at: Instant,
     },
-    /// Stop every user and end the shard.
-    Stop,
+    /// Stop every user (the stop hooks run); report `UsersStopped`.
+    StopUsers,
+    /// Run a run-wide hook (shard 0 only); report `HookDone`.
+    RunHook(TestHook),
+    /// What the start hook returned, as JSON, for the scenario.
+    TestData(String),
+    /// Stop every user still running, send the last delta and end.
+    Finish,
 }
 
 /// What a shard tells its node.
@@ -41,6 +52,12 @@ pub(crate) enum ShardReport {
     Ready(Result<(), String>),
     /// A stats delta.
     Delta(StatsDelta),
+    /// Every user of the shard has stopped.
+    UsersStopped,
+    /// A run-wide hook ended: what it returned (JSON), or why it failed.
+    HookDone(TestHook, Result<Option<String>, String>),
+    /// A script asked for the run to stop.
+    StopTest(String),
 }
 
 /// Settings every shard of a node shares.
@@ -69,6 +86,8 @@ struct Shard {
     alive: Cell<u64>,
     /// Fired when the run stops: no new user, no new task.
     stopping: Signal,
+    /// Where reports go (a script's request to stop the run, among others).
+    reports: flume::Sender<ShardReport>,
 }
 
 /// The shard's main future.
@@ -106,26 +125,58 @@ pub(crate) async fn run_shard(
         users: RefCell::new(BTreeMap::new()),
         alive: Cell::new(0),
         stopping: Signal::new(),
+        reports: reports.clone(),
     });
     let _ = reports.send(ShardReport::Ready(Ok(())));
 
     let reporter = runtime::spawn(report_loop(shard.clone(), reports.clone()));
     let mut ramp: Option<Task<()>> = None;
+    let mut users_stopped = false;
     while let Ok(command) = commands.recv_async().await {
         match command {
             ShardCommand::Ramp { from, to, rate, at } => {
                 // A new ramp replaces one still in progress.
                 drop(ramp.take());
-                ramp = Some(runtime::spawn(run_ramp(shard.clone(), from, to, rate, at)));
+                if !users_stopped {
+                    ramp = Some(runtime::spawn(run_ramp(shard.clone(), from, to, rate, at)));
+                }
             }
-            ShardCommand::Stop => break,
+            ShardCommand::StopUsers => {
+                drop(ramp.take());
+                stop_users(&shard, &hard_stop).await;
+                users_stopped = true;
+                let _ = reports.send(ShardReport::UsersStopped);
+            }
+            ShardCommand::RunHook(hook) => {
+                let result = run_hook(&shard, hook).await;
+                let _ = reports.send(ShardReport::HookDone(hook, result));
+            }
+            ShardCommand::TestData(json) => shard.scenario.set_test_data(&json),
+            ShardCommand::Finish => break,
         }
     }
     drop(ramp);
-    stop_users(&shard, &hard_stop).await;
+    if !users_stopped {
+        stop_users(&shard, &hard_stop).await;
+    }
     drop(reporter);
     let last = shard.stats.borrow_mut().cut(0, 0.0, true);
     let _ = reports.send(ShardReport::Delta(last));
+}
+
+/// Runs a run-wide hook on this shard, its requests counted like any
+/// other: what it returned (JSON), or why it failed.
+async fn run_hook(shard: &Rc<Shard>, hook: TestHook) -> Result<Option<String>, String> {
+    let Some(mut user) = shard.scenario.test_hook(hook) else {
+        return Ok(None);
+    };
+    let mut client = HttpClient::default();
+    let never = Signal::new();
+    match drive(shard, &mut *user, Work::OnStart, &mut client, &never).await {
+        Outcome::Completed | Outcome::StopUser => Ok(user.result()),
+        Outcome::Failed(e) => Err(format!("{} ({})", e.message, e.location)),
+        Outcome::Aborted => Err("stopped before it finished".into()),
+    }
 }
 
 /// Stops every user: waiting users end at once, users in a task end it at
@@ -248,6 +299,28 @@ async fn run_user(shard: Rc<Shard>, mut user: Box<dyn VirtualUser>, stop: Signal
     shard.alive.set(shard.alive.get() - 1);
 }
 
+/// A response recorded once its piece of work moves on, so the script can
+/// still reclassify it (`r.fail()`, `r.succeed()`).
+struct Pending {
+    method: blast_proto::Method,
+    name: String,
+    elapsed: Duration,
+    bytes: u64,
+    failure: Option<(FailureKind, String)>,
+}
+
+fn flush(shard: &Shard, pending: &mut Option<Pending>) {
+    if let Some(p) = pending.take() {
+        shard.stats.borrow_mut().record(
+            p.method,
+            &p.name,
+            p.elapsed,
+            p.bytes,
+            p.failure.as_ref().map(|(kind, message)| (*kind, message.as_str())),
+        );
+    }
+}
+
 /// Runs one piece of a user's work to its end.
 async fn drive(
     shard: &Shard,
@@ -265,10 +338,12 @@ async fn drive(
             stop.fired()
         }
     };
+    let mut pending: Option<Pending> = None;
     let mut step = guarded(|| user.start(work));
     loop {
         let input = match step {
             Step::Done(outcome) => {
+                flush(shard, &mut pending);
                 if let Outcome::Failed(error) = &outcome {
                     shard
                         .stats
@@ -277,13 +352,43 @@ async fn drive(
                 }
                 return outcome;
             }
+            Step::Check { name, passed } => {
+                shard.stats.borrow_mut().record_check(&name, passed);
+                Resume::Woke
+            }
+            Step::Metric { name, elapsed } => {
+                shard
+                    .stats
+                    .borrow_mut()
+                    .record(blast_proto::Method::Metric, &name, elapsed, 0, None);
+                Resume::Woke
+            }
+            Step::Reclassify(failure) => {
+                if let Some(p) = &mut pending {
+                    p.failure = failure.map(|reason| (FailureKind::Script, reason));
+                }
+                Resume::Woke
+            }
+            Step::StopTest(reason) => {
+                let _ = shard.reports.send(ShardReport::StopTest(reason));
+                Resume::Woke
+            }
             _ if cut_short() => Resume::Stopping,
-            Step::Request(request) => {
-                let response = client.send(&shard.client, &request).await;
-                record(shard, &request, &response);
+            Step::Request(mut request) => {
+                flush(shard, &mut pending);
+                let response = fetch(shard, client, &mut request).await;
+                let failure = failure_of(&request, &response).map(|kind| (kind, String::new()));
+                pending = Some(Pending {
+                    method: request.method,
+                    name: std::mem::take(&mut request.name),
+                    elapsed: response.elapsed,
+                    bytes: response.body_len,
+                    failure,
+                });
                 Resume::Response(Box::new(response))
             }
             Step::Sleep(duration) => {
+                flush(shard, &mut pending);
                 futures_lite::future::or(runtime::sleep(duration), async {
                     if work == Work::OnStop {
                         shard.client.hard_stop.wait().await
@@ -305,6 +410,53 @@ async fn drive(
         };
         step = guarded(|| user.resume(input));
     }
+}
+
+/// Sends `request`, following redirects when it asks to: the hops count
+/// as one request, timed from the first byte sent to the last received,
+/// and the final response is the one the script sees. `request` ends as
+/// the last hop sent (its method is what the entry is recorded under only
+/// via the caller's copy of the first).
+async fn fetch(shard: &Shard, client: &mut HttpClient, request: &mut Request) -> Response {
+    let first_method = request.method;
+    let mut response = client.send(&shard.client, request).await;
+    if !request.follow_redirects {
+        return response;
+    }
+    let mut elapsed = response.elapsed;
+    let mut bytes = response.body_len;
+    let mut hops = 0;
+    while response.failure.is_none() && is_redirect(response.status) {
+        let Some(location) = response
+            .head
+            .headers
+            .get("location")
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+        else {
+            // A redirect without a target is the final answer.
+            break;
+        };
+        hops += 1;
+        if hops > MAX_REDIRECTS {
+            response.failure = Some(FailureKind::TooManyRedirects);
+            break;
+        }
+        if let Err(kind) = follow(&shard.client.origins, request, response.status, &location) {
+            response.failure = Some(kind);
+            break;
+        }
+        response = client.send(&shard.client, request).await;
+        elapsed += response.elapsed;
+        bytes += response.body_len;
+        if shard.client.hard_stop.fired() {
+            break;
+        }
+    }
+    response.elapsed = elapsed;
+    response.body_len = bytes;
+    // Recorded under the method the script used.
+    request.method = first_method;
+    response
 }
 
 /// Runs a user's code, turning a panic into a failed piece of work so the
@@ -329,17 +481,5 @@ fn failure_of(request: &Request, response: &Response) -> Option<FailureKind> {
     if let Some(kind) = response.failure {
         return Some(kind);
     }
-    let _ = request;
-    (response.status >= 400).then_some(FailureKind::Status(response.status))
-}
-
-fn record(shard: &Shard, request: &Request, response: &Response) {
-    let failure = failure_of(request, response);
-    shard.stats.borrow_mut().record(
-        request.method,
-        &request.name,
-        response.elapsed,
-        response.body_len,
-        failure.map(|kind| (kind, "")),
-    );
+    (!request.accepts(response.status)).then_some(FailureKind::Status(response.status))
 }

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use blast_proto::{
-    EntryDelta, EntryKey, FailureDelta, FailureKind, Method, ScriptErrorDelta, StatsDelta,
+    CheckDelta, EntryDelta, EntryKey, FailureDelta, FailureKind, Method, ScriptErrorDelta, StatsDelta,
 };
 
-const METHODS: usize = 7;
+const METHODS: usize = 8;
 
 fn method_slot(method: Method) -> usize {
     match method {
@@ -22,6 +22,7 @@ fn method_slot(method: Method) -> usize {
         Method::Head => 4,
         Method::Patch => 5,
         Method::Options => 6,
+        Method::Metric => 7,
     }
 }
 
@@ -41,6 +42,7 @@ pub(crate) struct ShardStats {
     entries: Vec<EntryDelta>,
     failures: HashMap<(u32, FailureKind, String), FailureDelta>,
     errors: HashMap<(String, String), ScriptErrorDelta>,
+    checks: HashMap<String, CheckDelta>,
 }
 
 impl ShardStats {
@@ -52,6 +54,7 @@ impl ShardStats {
             entries: Vec::new(),
             failures: HashMap::new(),
             errors: HashMap::new(),
+            checks: HashMap::new(),
         }
     }
 
@@ -121,6 +124,22 @@ impl ShardStats {
             });
     }
 
+    /// Records one outcome of the check `name`.
+    pub(crate) fn record_check(&mut self, name: &str, passed: bool) {
+        let check = match self.checks.get_mut(name) {
+            Some(check) => check,
+            None => self.checks.entry(name.to_string()).or_insert(CheckDelta {
+                name: name.to_string(),
+                ..CheckDelta::default()
+            }),
+        };
+        if passed {
+            check.passed += 1;
+        } else {
+            check.failed += 1;
+        }
+    }
+
     /// Cuts the delta: everything recorded since the last cut, numbered.
     pub(crate) fn cut(&mut self, users: u64, busy: f64, last: bool) -> StatsDelta {
         self.index.clear();
@@ -128,6 +147,8 @@ impl ShardStats {
         failures.sort_by(|a, b| (&a.key, a.kind).cmp(&(&b.key, b.kind)));
         let mut errors: Vec<ScriptErrorDelta> = self.errors.drain().map(|(_, e)| e).collect();
         errors.sort_by(|a, b| (&a.location, &a.message).cmp(&(&b.location, &b.message)));
+        let mut checks: Vec<CheckDelta> = self.checks.drain().map(|(_, c)| c).collect();
+        checks.sort_by(|a, b| a.name.cmp(&b.name));
         let delta = StatsDelta {
             source: self.source,
             seq: self.seq,
@@ -135,6 +156,7 @@ impl ShardStats {
             entries: std::mem::take(&mut self.entries),
             failures,
             errors,
+            checks,
             users,
             busy,
             last,
@@ -169,6 +191,9 @@ mod tests {
         );
         s.record_error("boom", "x.rhai:1:2");
         s.record_error("boom", "x.rhai:1:2");
+        s.record_check("ok", true);
+        s.record_check("ok", false);
+        s.record_check("ok", true);
         let d = s.cut(7, 0.5, false);
         assert_eq!((d.source, d.seq, d.users), (3, 0, 7));
         assert_eq!(d.entries.len(), 2);
@@ -178,6 +203,7 @@ mod tests {
         assert_eq!(d.failures.len(), 1);
         assert_eq!(d.failures[0].count, 2);
         assert_eq!(d.errors[0].count, 2);
+        assert_eq!((d.checks[0].passed, d.checks[0].failed), (2, 1));
         let d = s.cut(7, 0.5, true);
         assert_eq!(d.seq, 1);
         assert!(d.is_empty() && d.last);

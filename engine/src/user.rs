@@ -32,6 +32,29 @@ pub enum Step {
     Sleep(Duration),
     /// Let other users run, then resume with [`Resume::Woke`].
     Yield,
+    /// Count one outcome of the named check; resume with [`Resume::Woke`].
+    Check {
+        /// The check's name.
+        name: String,
+        /// Whether it held.
+        passed: bool,
+    },
+    /// Record a custom timing as a `METRIC` entry; resume with
+    /// [`Resume::Woke`].
+    Metric {
+        /// The entry's name.
+        name: String,
+        /// The time to record.
+        elapsed: Duration,
+    },
+    /// Change how the latest response of this piece of work counts: failed
+    /// with this reason, or (`None`) succeeded. A response is recorded when
+    /// the piece of work makes its next request, sleeps or ends, so until
+    /// then it can still be reclassified. Resume with [`Resume::Woke`].
+    Reclassify(Option<String>),
+    /// Stop the whole run, for this reason; resume with [`Resume::Woke`]
+    /// (the stop follows shortly).
+    StopTest(String),
     /// The piece of work is over.
     Done(Outcome),
 }
@@ -80,6 +103,21 @@ pub trait VirtualUser {
 
     /// How long to wait after a task before the next one.
     fn wait_time(&mut self) -> Duration;
+
+    /// What the last piece of work returned, as JSON, when it is worth
+    /// keeping (a run-wide start hook's result).
+    fn result(&mut self) -> Option<String> {
+        None
+    }
+}
+
+/// The run-wide hooks, run once per run on one shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestHook {
+    /// Before any user starts; what it returns is given to every shard.
+    Start,
+    /// After every user stopped.
+    Stop,
 }
 
 /// A scenario as one shard sees it: it makes that shard's users.
@@ -87,6 +125,19 @@ pub trait ShardScenario {
     /// Makes the user with this run-wide index (0, 1, 2, ... in spawn order
     /// across all shards).
     fn new_user(&self, index: u64) -> Box<dyn VirtualUser>;
+
+    /// A user that runs the run-wide `hook` as its [`Work::OnStart`], when
+    /// the scenario has that hook.
+    fn test_hook(&self, hook: TestHook) -> Option<Box<dyn VirtualUser>> {
+        let _ = hook;
+        None
+    }
+
+    /// What the start hook returned (JSON), before any user of this shard
+    /// starts.
+    fn set_test_data(&self, json: &str) {
+        let _ = json;
+    }
 }
 
 /// Builds a shard's scenario on the shard's own thread (scenarios hold

@@ -35,6 +35,10 @@ pub enum FailureKind {
     /// The script marked the request failed; the reason is the failure's
     /// message, kept by the reporting side.
     Script,
+    /// A redirect pointed at a host not resolved when the run started.
+    RedirectOffHost,
+    /// More redirects in a row than the client follows.
+    TooManyRedirects,
 }
 
 impl std::fmt::Display for FailureKind {
@@ -54,6 +58,8 @@ impl std::fmt::Display for FailureKind {
             FailureKind::InvalidRequest => f.write_str("invalid request"),
             FailureKind::Stopped => f.write_str("stopped before the response arrived"),
             FailureKind::Script => f.write_str("failed by script"),
+            FailureKind::RedirectOffHost => f.write_str("redirect to a host not resolved at start"),
+            FailureKind::TooManyRedirects => f.write_str("too many redirects"),
         }
     }
 }

@@ -17,6 +17,7 @@ mod stats;
 pub use failure::FailureKind;
 pub use method::Method;
 pub use stats::{
+    CheckDelta, merge_checks,
     EntryDelta, EntryKey, FailureDelta, LatencyHistogram, ScriptErrorDelta, StatsDelta,
     merge_errors, merge_failures, new_histogram,
 };

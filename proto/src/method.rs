@@ -20,6 +20,9 @@ pub enum Method {
     Patch,
     /// `OPTIONS`
     Options,
+    /// Not HTTP: a custom timing a script records with `metric(name, ms)`,
+    /// reported as its own entry type.
+    Metric,
 }
 
 impl Method {
@@ -33,10 +36,11 @@ impl Method {
             Method::Head => "HEAD",
             Method::Patch => "PATCH",
             Method::Options => "OPTIONS",
+            Method::Metric => "METRIC",
         }
     }
 
-    /// Parses a method name, case-insensitively.
+    /// Parses an HTTP method name, case-insensitively (never `Metric`).
     pub fn parse(s: &str) -> Option<Method> {
         const ALL: [Method; 7] = [
             Method::Get,
@@ -68,5 +72,6 @@ mod tests {
             assert!(parsed.as_str().eq_ignore_ascii_case(m));
         }
         assert_eq!(Method::parse("FETCH"), None);
+        assert_eq!(Method::parse("METRIC"), None);
     }
 }

@@ -123,6 +123,30 @@ pub struct ScriptErrorDelta {
     pub last_seen_ms: u64,
 }
 
+/// The outcomes of one named script check (`check(cond, name)`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckDelta {
+    /// The check's name.
+    pub name: String,
+    /// Times it held.
+    pub passed: u64,
+    /// Times it did not.
+    pub failed: u64,
+}
+
+/// Adds `more` checks into `into`, by name.
+pub fn merge_checks(into: &mut Vec<CheckDelta>, more: &[CheckDelta]) {
+    for check in more {
+        match into.iter_mut().find(|c| c.name == check.name) {
+            Some(c) => {
+                c.passed += check.passed;
+                c.failed += check.failed;
+            }
+            None => into.push(check.clone()),
+        }
+    }
+}
+
 /// Everything a shard or node recorded since its previous delta.
 #[derive(Clone, Debug, Default)]
 pub struct StatsDelta {
@@ -139,6 +163,8 @@ pub struct StatsDelta {
     pub failures: Vec<FailureDelta>,
     /// Script errors by message and location.
     pub errors: Vec<ScriptErrorDelta>,
+    /// Script checks by name.
+    pub checks: Vec<CheckDelta>,
     /// Users alive at the time of the cut.
     pub users: u64,
     /// Fraction of the interval the sender was busy (0.0 to 1.0); for a node,
@@ -151,7 +177,10 @@ pub struct StatsDelta {
 impl StatsDelta {
     /// True when the delta holds no request, failure or error.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.failures.is_empty() && self.errors.is_empty()
+        self.entries.is_empty()
+            && self.failures.is_empty()
+            && self.errors.is_empty()
+            && self.checks.is_empty()
     }
 
     /// Adds the counts of `other` to this delta (entries, failures and
@@ -175,6 +204,7 @@ impl StatsDelta {
         }
         merge_failures(&mut self.failures, &other.failures);
         merge_errors(&mut self.errors, &other.errors);
+        merge_checks(&mut self.checks, &other.checks);
         self.users += other.users;
         self.busy = self.busy.max(other.busy);
     }

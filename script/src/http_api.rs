@@ -12,6 +12,7 @@ use blast_proto::Method;
 use rhai::{Dynamic, EvalAltResult, ImmutableString, Map, Module, NativeCallContext, Position};
 
 use crate::bridge;
+use crate::user::with_ctx;
 
 /// What the http functions of one shard need to know.
 pub(crate) struct HttpContext {
@@ -26,6 +27,11 @@ pub(crate) struct HttpContext {
 #[derive(Clone, Debug)]
 pub struct HttpResponse {
     inner: Rc<Response>,
+    /// Its number among the user's requests, to tell whether it is still
+    /// the latest (and so can be reclassified).
+    seq: u64,
+    /// Whether it counts as a success (after any reclassification).
+    ok: bool,
 }
 
 fn err(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
@@ -42,7 +48,7 @@ fn resolve_target(
     pos: Position,
 ) -> Result<(u16, String), Box<EvalAltResult>> {
     if url.starts_with('/') {
-        return Ok((0, url.to_string()));
+        return Ok((with_ctx(|c| c.origin), url.to_string()));
     }
     let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
         (Scheme::Http, rest)
@@ -133,6 +139,9 @@ fn build_request(
         name: String::new(),
         timeout: None,
         keep_body: !ctx.discarded.borrow().contains(&pos),
+        expect: Vec::new(),
+        follow_redirects: true,
+        raw_path: false,
     };
     let mut name = None;
     for (key, value) in options.unwrap_or_default() {
@@ -168,6 +177,55 @@ fn build_request(
                         .push(("Content-Type".into(), "application/json".into()));
                 }
             }
+            "form" => {
+                let form = value
+                    .try_cast::<Map>()
+                    .ok_or_else(|| err("form must be a map", pos))?;
+                let mut body = String::new();
+                for (key, value) in &form {
+                    let value = string_of(value, &format!("form value {key:?}"), pos)?;
+                    if !body.is_empty() {
+                        body.push('&');
+                    }
+                    percent_encode(&mut body, key);
+                    body.push('=');
+                    percent_encode(&mut body, &value);
+                }
+                request.body = body.into_bytes();
+                if !request
+                    .headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                {
+                    request.headers.push((
+                        "Content-Type".into(),
+                        "application/x-www-form-urlencoded".into(),
+                    ));
+                }
+            }
+            "expect" => {
+                let codes: Vec<Dynamic> = if value.is_array() {
+                    value.cast::<rhai::Array>()
+                } else {
+                    vec![value]
+                };
+                for code in codes {
+                    match code.as_int() {
+                        Ok(c) if (100..=999).contains(&c) => request.expect.push(c as u16),
+                        _ => {
+                            return Err(err(
+                                "expect must be a status code or an array of status codes",
+                                pos,
+                            ));
+                        }
+                    }
+                }
+            }
+            "redirects" => {
+                request.follow_redirects = value
+                    .as_bool()
+                    .map_err(|_| err("redirects must be true or false", pos))?;
+            }
             "query" => {
                 let query = value
                     .try_cast::<Map>()
@@ -188,7 +246,7 @@ fn build_request(
             other => {
                 return Err(err(
                     format!(
-                        "unknown request option {other:?} (known: headers, body, json, query, name, timeout)"
+                        "unknown request option {other:?} (known: headers, body, json, form, query, name, timeout, expect, redirects)"
                     ),
                     pos,
                 ));
@@ -210,15 +268,56 @@ fn send(
 ) -> Result<HttpResponse, Box<EvalAltResult>> {
     let pos = call.call_position();
     let request = build_request(ctx, method, url, options, pos)?;
+    let expect = request.expect.clone();
+    with_ctx(|c| c.pending_open = false);
     match bridge::suspend(Step::Request(Box::new(request))) {
-        Some(Resume::Response(response)) => Ok(HttpResponse {
-            inner: Rc::new(*response),
-        }),
+        Some(Resume::Response(response)) => {
+            let seq = with_ctx(|c| {
+                c.requests += 1;
+                c.pending_open = true;
+                c.requests
+            });
+            let accepted = if expect.is_empty() {
+                response.status < 400
+            } else {
+                expect.contains(&response.status)
+            };
+            Ok(HttpResponse {
+                ok: response.failure.is_none() && accepted,
+                inner: Rc::new(*response),
+                seq,
+            })
+        }
         Some(_) => Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos))),
         None => Err(err(
             "http requests can only be made inside a task or hook, not at a script's top level",
             pos,
         )),
+    }
+}
+
+/// `r.fail(reason)` / `r.succeed()`: changes how the latest response counts,
+/// before the engine records it.
+fn reclassify(
+    call: &NativeCallContext,
+    r: &mut HttpResponse,
+    failure: Option<String>,
+) -> Result<(), Box<EvalAltResult>> {
+    let pos = call.call_position();
+    let latest = with_ctx(|c| c.pending_open && c.requests == r.seq);
+    if !latest {
+        let what = if failure.is_some() { "fail" } else { "succeed" };
+        return Err(err(
+            format!(
+                "r.{what}() must come before the user's next request or sleep: this response is already recorded"
+            ),
+            pos,
+        ));
+    }
+    r.ok = failure.is_none();
+    match bridge::suspend(Step::Reclassify(failure)) {
+        Some(Resume::Stopping) => Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos))),
+        _ => Ok(()),
     }
 }
 
@@ -268,9 +367,17 @@ pub(crate) fn register_response(engine: &mut rhai::Engine) {
     engine
         .register_type_with_name::<HttpResponse>("Response")
         .register_get("status", |r: &mut HttpResponse| i64::from(r.inner.status))
-        .register_get("ok", |r: &mut HttpResponse| {
-            r.inner.failure.is_none() && (200..400).contains(&r.inner.status)
-        })
+        .register_get("ok", |r: &mut HttpResponse| r.ok)
+        .register_fn(
+            "fail",
+            |call: NativeCallContext, r: &mut HttpResponse, reason: &str| {
+                reclassify(&call, r, Some(reason.to_string()))
+            },
+        )
+        .register_fn(
+            "succeed",
+            |call: NativeCallContext, r: &mut HttpResponse| reclassify(&call, r, None),
+        )
         .register_get("error", |r: &mut HttpResponse| {
             r.inner.failure.map(|f| f.to_string()).unwrap_or_default()
         })

@@ -1,18 +1,24 @@
 //! The scenario language: a Rhai engine with blast's functions and limits.
 //!
 //! A scenario's top level declares user types with `user(name, #{...})`;
-//! their tasks are script functions. Inside tasks, `http::` calls and
-//! `sleep` suspend the user's coroutine (see the bridge).
+//! their tasks are script functions (or groups of tasks). Inside tasks,
+//! `http::` calls, `sleep`, `check` and friends suspend the user's
+//! coroutine (see the bridge) and hand a step to the engine.
+//!
+//! The full reference is `docs/scenario.md`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use blast_engine::{Resume, Step};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 
 use crate::bridge::{self, MAX_CALL_LEVELS};
+use crate::data::Feeds;
 use crate::http_api::{self, HttpContext};
+use crate::user::with_ctx;
 
 /// How long a user waits between tasks.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -23,17 +29,30 @@ pub enum WaitTime {
     Constant(f64),
     /// Uniformly random between the two, in seconds.
     Between(f64, f64),
+    /// Start a task every this many seconds: the wait is what is left of
+    /// the period after the task (Locust's `constant_pacing`).
+    ConstantPacing(f64),
+    /// This many tasks per second per user at most (Locust's
+    /// `constant_throughput`): pacing of `1 / n` seconds.
+    ConstantThroughput(f64),
+    /// Exponentially distributed waits with this mean in seconds, so a
+    /// user's tasks arrive as a Poisson process.
+    Poisson(f64),
 }
 
 impl WaitTime {
-    /// The wait, given a uniform random number in [0, 1).
-    pub fn sample(self, unit: f64) -> Duration {
+    /// The wait after a task that took `took`, given a uniform random number
+    /// `unit` in [0, 1).
+    pub fn after(self, took: Duration, unit: f64) -> Duration {
         let seconds = match self {
             WaitTime::None => 0.0,
             WaitTime::Constant(s) => s,
             WaitTime::Between(a, b) => a + (b - a) * unit,
+            WaitTime::ConstantPacing(period) => period - took.as_secs_f64(),
+            WaitTime::ConstantThroughput(rate) => 1.0 / rate - took.as_secs_f64(),
+            WaitTime::Poisson(mean) => -mean * (1.0 - unit).ln(),
         };
-        Duration::from_secs_f64(seconds.max(0.0))
+        Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)
     }
 }
 
@@ -43,17 +62,53 @@ impl std::fmt::Display for WaitTime {
             WaitTime::None => f.write_str("none"),
             WaitTime::Constant(s) => write!(f, "constant({s})"),
             WaitTime::Between(a, b) => write!(f, "between({a}, {b})"),
+            WaitTime::ConstantPacing(s) => write!(f, "constant_pacing({s})"),
+            WaitTime::ConstantThroughput(n) => write!(f, "constant_throughput({n})"),
+            WaitTime::Poisson(m) => write!(f, "poisson({m})"),
         }
     }
 }
 
-/// A task as declared: a script function and its weight.
+/// What a task runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskKind {
+    /// A script function without parameters.
+    Function(String),
+    /// A group of tasks the user stays in until a task calls `interrupt()`
+    /// (Locust's TaskSet).
+    Group(Arc<GroupDef>),
+}
+
+/// A nested group of tasks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupDef {
+    /// Its tasks.
+    pub tasks: Vec<TaskDef>,
+    /// Run the tasks in order, round and round, instead of by weight.
+    pub sequential: bool,
+    /// Its own wait between tasks; the user type's when `None`.
+    pub wait: Option<WaitTime>,
+}
+
+/// A task as declared: what it runs, its weight, its tags.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaskDef {
-    /// The script function that runs the task.
-    pub function: String,
-    /// Relative weight of the task among its user type's tasks.
+    /// What the task runs.
+    pub kind: TaskKind,
+    /// Relative weight among its siblings.
     pub weight: u32,
+    /// Tags, for `--tags` / `--exclude-tags`.
+    pub tags: Vec<String>,
+}
+
+impl TaskDef {
+    /// A short label: the function's name, or `group`.
+    pub fn label(&self) -> String {
+        match &self.kind {
+            TaskKind::Function(name) => format!("{name}()"),
+            TaskKind::Group(_) => "group".to_string(),
+        }
+    }
 }
 
 /// A user type as declared by `user(name, #{...})`.
@@ -61,14 +116,31 @@ pub struct TaskDef {
 pub struct UserType {
     /// The type's name.
     pub name: String,
-    /// Relative share of users.
+    /// Relative share of users (ignored with `fixed_count`).
     pub weight: u32,
+    /// Exactly this many users of the type, run-wide, spawned first.
+    pub fixed_count: Option<u64>,
     /// Wait between tasks.
     pub wait: WaitTime,
     /// The tasks.
     pub tasks: Vec<TaskDef>,
+    /// Run the tasks in order instead of by weight.
+    pub sequential: bool,
+    /// Function run once per user before its first task.
+    pub on_start: Option<String>,
+    /// Function run once per user when it stops.
+    pub on_stop: Option<String>,
+    /// Host URL for this type's relative URLs, instead of the run's `-H`.
+    pub host: Option<String>,
     /// Where the type was declared.
     pub position: Position,
+}
+
+/// What a scenario's top level declares besides user types.
+#[derive(Debug, Default)]
+pub(crate) struct Declared {
+    pub(crate) users: Vec<UserType>,
+    pub(crate) thresholds: Vec<String>,
 }
 
 /// Most operations one piece of work may run before it is stopped as a
@@ -79,14 +151,17 @@ const MAX_OPERATIONS: u64 = 50_000_000;
 /// shard is cooperative, and a busy script would stall every timer on it.
 const YIELD_EVERY: u64 = 4096;
 
-fn err(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
+/// The value `stop_user()` terminates a piece of work with.
+pub(crate) const STOP_USER: &str = "blast:stop_user";
+
+pub(crate) fn err(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(
         Dynamic::from(message.into()),
         pos,
     ))
 }
 
-fn number(value: &Dynamic, what: &str, pos: Position) -> Result<f64, Box<EvalAltResult>> {
+pub(crate) fn number(value: &Dynamic, what: &str, pos: Position) -> Result<f64, Box<EvalAltResult>> {
     value
         .as_float()
         .or_else(|_| value.as_int().map(|i| i as f64))
@@ -96,6 +171,24 @@ fn number(value: &Dynamic, what: &str, pos: Position) -> Result<f64, Box<EvalAlt
                 pos,
             )
         })
+}
+
+fn positive(value: &Dynamic, what: &str, pos: Position) -> Result<f64, Box<EvalAltResult>> {
+    let n = number(value, what, pos)?;
+    if n > 0.0 && n.is_finite() {
+        Ok(n)
+    } else {
+        Err(err(format!("{what} must be more than 0, not {n}"), pos))
+    }
+}
+
+fn non_negative(value: &Dynamic, what: &str, pos: Position) -> Result<f64, Box<EvalAltResult>> {
+    let n = number(value, what, pos)?;
+    if n >= 0.0 && n.is_finite() {
+        Ok(n)
+    } else {
+        Err(err(format!("{what} must be 0 or more, not {n}"), pos))
+    }
 }
 
 fn weight_of(value: &Dynamic, what: &str, pos: Position) -> Result<u32, Box<EvalAltResult>> {
@@ -109,84 +202,139 @@ fn weight_of(value: &Dynamic, what: &str, pos: Position) -> Result<u32, Box<Eval
     }
 }
 
-/// Reads one entry of a user type's `tasks` array.
+fn function_name(f: &FnPtr, what: &str, pos: Position) -> Result<String, Box<EvalAltResult>> {
+    if f.curry().is_empty() && !f.fn_name().starts_with("anon$") {
+        Ok(f.fn_name().to_string())
+    } else {
+        Err(err(
+            format!("{what} must name a script function: Fn(\"name\"), not a closure"),
+            pos,
+        ))
+    }
+}
+
+fn tags_of(value: Dynamic, pos: Position) -> Result<Vec<String>, Box<EvalAltResult>> {
+    let array = value
+        .try_cast::<Array>()
+        .ok_or_else(|| err("a task's tags must be an array of strings", pos))?;
+    array
+        .into_iter()
+        .map(|t| {
+            t.into_string()
+                .map_err(|_| err("a task's tags must be an array of strings", pos))
+        })
+        .collect()
+}
+
+/// Reads one entry of a `tasks` array: `Fn("name")`, `task(...)` or
+/// `group(...)`.
 fn task_of(value: Dynamic, pos: Position) -> Result<TaskDef, Box<EvalAltResult>> {
     if let Some(task) = value.clone().try_cast::<TaskDef>() {
         return Ok(task);
     }
     if let Some(f) = value.clone().try_cast::<FnPtr>() {
-        return task_from_fn(&f, 1, pos);
+        return Ok(TaskDef {
+            kind: TaskKind::Function(function_name(&f, "a task", pos)?),
+            weight: 1,
+            tags: Vec::new(),
+        });
     }
     Err(err(
         format!(
-            "a task must be Fn(\"name\") or task(Fn(\"name\"), weight), not {}",
+            "a task must be Fn(\"name\"), task(Fn(\"name\"), weight[, tags]) or group(#{{...}}), not {}",
             value.type_name()
         ),
         pos,
     ))
 }
 
-fn task_from_fn(f: &FnPtr, weight: u32, pos: Position) -> Result<TaskDef, Box<EvalAltResult>> {
-    if f.curry().is_empty() && !f.fn_name().starts_with("anon$") {
-        Ok(TaskDef {
-            function: f.fn_name().to_string(),
-            weight,
-        })
+fn tasks_of(value: Dynamic, pos: Position) -> Result<Vec<TaskDef>, Box<EvalAltResult>> {
+    let tasks = value
+        .try_cast::<Array>()
+        .ok_or_else(|| err("tasks must be an array of tasks", pos))?;
+    if tasks.is_empty() {
+        return Err(err("tasks must not be empty", pos));
+    }
+    tasks.into_iter().map(|t| task_of(t, pos)).collect()
+}
+
+fn wait_of(value: &Dynamic, pos: Position) -> Result<WaitTime, Box<EvalAltResult>> {
+    if let Some(w) = value.clone().try_cast::<WaitTime>() {
+        Ok(w)
+    } else if value.is_unit() {
+        Ok(WaitTime::None)
     } else {
-        Err(err(
-            "a task must name a script function: Fn(\"name\"), not a closure",
-            pos,
-        ))
+        Ok(WaitTime::Constant(non_negative(value, "wait", pos)?))
     }
 }
+
+fn hook_of(value: Dynamic, what: &str, pos: Position) -> Result<Option<String>, Box<EvalAltResult>> {
+    if value.is_unit() {
+        return Ok(None);
+    }
+    let f = value
+        .try_cast::<FnPtr>()
+        .ok_or_else(|| err(format!("{what} must be Fn(\"name\")"), pos))?;
+    Ok(Some(function_name(&f, what, pos)?))
+}
+
+const USER_OPTIONS: &str =
+    "weight, fixed_count, wait, tasks, sequential, on_start, on_stop, host";
 
 /// Reads `user(name, options)`.
 fn user_of(name: &str, options: Map, pos: Position) -> Result<UserType, Box<EvalAltResult>> {
     let mut user = UserType {
         name: name.to_string(),
         weight: 1,
+        fixed_count: None,
         wait: WaitTime::None,
         tasks: Vec::new(),
+        sequential: false,
+        on_start: None,
+        on_stop: None,
+        host: None,
         position: pos,
     };
     if name.is_empty() {
         return Err(err("a user type needs a name", pos));
     }
-    let mut has_tasks = false;
     for (key, value) in options {
         match key.as_str() {
             "weight" => user.weight = weight_of(&value, "weight", pos)?,
-            "wait" => {
-                user.wait = if let Some(w) = value.clone().try_cast::<WaitTime>() {
-                    w
-                } else if value.is_unit() {
-                    WaitTime::None
-                } else {
-                    let s = number(&value, "wait", pos)?;
-                    if !(s >= 0.0 && s.is_finite()) {
-                        return Err(err("wait must be a non-negative number of seconds", pos));
-                    }
-                    WaitTime::Constant(s)
-                }
+            "fixed_count" => match value.as_int() {
+                Ok(n) if n >= 0 => user.fixed_count = Some(n as u64),
+                _ => return Err(err("fixed_count must be an integer, 0 or more", pos)),
+            },
+            "wait" => user.wait = wait_of(&value, pos)?,
+            "tasks" => user.tasks = tasks_of(value, pos)?,
+            "sequential" => {
+                user.sequential = value
+                    .as_bool()
+                    .map_err(|_| err("sequential must be true or false", pos))?
             }
-            "tasks" => {
-                has_tasks = true;
-                let tasks = value
-                    .try_cast::<Array>()
-                    .ok_or_else(|| err("tasks must be an array of tasks", pos))?;
-                for task in tasks {
-                    user.tasks.push(task_of(task, pos)?);
+            "on_start" => user.on_start = hook_of(value, "on_start", pos)?,
+            "on_stop" => user.on_stop = hook_of(value, "on_stop", pos)?,
+            "host" => {
+                let host = value
+                    .into_string()
+                    .map_err(|_| err("host must be a URL string", pos))?;
+                if !(host.starts_with("http://") || host.starts_with("https://")) {
+                    return Err(err(
+                        format!("host {host:?} must be an http:// or https:// URL"),
+                        pos,
+                    ));
                 }
+                user.host = Some(host.trim_end_matches('/').to_string());
             }
             other => {
                 return Err(err(
-                    format!("unknown user option {other:?} (known: weight, wait, tasks)"),
+                    format!("unknown user option {other:?} (known: {USER_OPTIONS})"),
                     pos,
                 ));
             }
         }
     }
-    if !has_tasks || user.tasks.is_empty() {
+    if user.tasks.is_empty() {
         return Err(err(
             format!("user type {name:?} has no tasks: give tasks: [Fn(\"name\"), ...]"),
             pos,
@@ -195,9 +343,68 @@ fn user_of(name: &str, options: Map, pos: Position) -> Result<UserType, Box<Eval
     Ok(user)
 }
 
-/// Builds a script engine for one thread: blast's functions and limits,
-/// with `user()` declarations collected into `users`.
-pub(crate) fn new_engine(http: Rc<HttpContext>, users: Rc<RefCell<Vec<UserType>>>) -> Engine {
+/// Reads `group(#{ tasks, sequential, wait })`.
+fn group_of(options: Map, pos: Position) -> Result<TaskDef, Box<EvalAltResult>> {
+    let mut group = GroupDef {
+        tasks: Vec::new(),
+        sequential: false,
+        wait: None,
+    };
+    let mut weight = 1;
+    let mut tags = Vec::new();
+    for (key, value) in options {
+        match key.as_str() {
+            "tasks" => group.tasks = tasks_of(value, pos)?,
+            "sequential" => {
+                group.sequential = value
+                    .as_bool()
+                    .map_err(|_| err("sequential must be true or false", pos))?
+            }
+            "wait" => group.wait = Some(wait_of(&value, pos)?),
+            "weight" => weight = weight_of(&value, "weight", pos)?,
+            "tags" => tags = tags_of(value, pos)?,
+            other => {
+                return Err(err(
+                    format!(
+                        "unknown group option {other:?} (known: tasks, sequential, wait, weight, tags)"
+                    ),
+                    pos,
+                ));
+            }
+        }
+    }
+    if group.tasks.is_empty() {
+        return Err(err("a group needs tasks: group(#{ tasks: [...] })", pos));
+    }
+    Ok(TaskDef {
+        kind: TaskKind::Group(Arc::new(group)),
+        weight,
+        tags,
+    })
+}
+
+/// A script function that only makes sense while a user runs.
+fn in_user(step: Step, what: &str, pos: Position) -> Result<(), Box<EvalAltResult>> {
+    match bridge::suspend(step) {
+        Some(Resume::Stopping) => Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos))),
+        Some(_) => Ok(()),
+        None => Err(err(
+            format!("{what} can only be used inside a task or hook, not at a script's top level"),
+            pos,
+        )),
+    }
+}
+
+/// What the functions of one shard's engine share.
+pub(crate) struct EngineContext {
+    pub(crate) http: Rc<HttpContext>,
+    pub(crate) declared: Rc<RefCell<Declared>>,
+    pub(crate) feeds: Rc<Feeds>,
+    pub(crate) test_data: Rc<RefCell<Dynamic>>,
+}
+
+/// Builds a script engine for one thread: blast's functions and limits.
+pub(crate) fn new_engine(context: &EngineContext) -> Engine {
     let mut engine = Engine::new();
     // Limits bound the native stack a script can use (the coroutine's stack
     // is sized from them) and stop runaway scripts with an error.
@@ -218,20 +425,90 @@ pub(crate) fn new_engine(http: Rc<HttpContext>, users: Rc<RefCell<Vec<UserType>>
         }
         None
     });
+    engine.on_print(|text| eprintln!("{}", with_ctx(|c| c.label.clone()) + text));
+    engine.on_debug(|text, _, _| eprintln!("{}", with_ctx(|c| c.label.clone()) + text));
 
-    engine.register_type_with_name::<WaitTime>("WaitTime");
+    register_declarations(&mut engine, context);
+    register_waits(&mut engine);
+    register_utilities(&mut engine, context);
+    http_api::register_response(&mut engine);
+    engine.register_static_module("http", http_api::http_module(context.http.clone()).into());
+    engine
+}
+
+fn register_declarations(engine: &mut Engine, context: &EngineContext) {
     engine.register_type_with_name::<TaskDef>("Task");
+    let task = |f: Dynamic, weight: Dynamic, tags: Option<Dynamic>, pos: Position| {
+        let mut task = task_of(f, pos)?;
+        task.weight = weight_of(&weight, "a task's weight", pos)?;
+        if let Some(tags) = tags {
+            task.tags = tags_of(tags, pos)?;
+        }
+        Ok::<_, Box<EvalAltResult>>(task)
+    };
+    engine.register_fn(
+        "task",
+        move |ctx: NativeCallContext, f: Dynamic, weight: Dynamic| {
+            task(f, weight, None, ctx.call_position())
+        },
+    );
+    engine.register_fn(
+        "task",
+        move |ctx: NativeCallContext, f: Dynamic, weight: Dynamic, tags: Dynamic| {
+            task(f, weight, Some(tags), ctx.call_position())
+        },
+    );
+    engine.register_fn("group", |ctx: NativeCallContext, options: Map| {
+        group_of(options, ctx.call_position())
+    });
+    let declared = context.declared.clone();
+    engine.register_fn(
+        "user",
+        move |ctx: NativeCallContext, name: &str, options: Map| {
+            let user = user_of(name, options, ctx.call_position())?;
+            let mut declared = declared.borrow_mut();
+            if declared.users.iter().any(|u| u.name == user.name) {
+                return Err(err(
+                    format!("user type {name:?} is declared twice"),
+                    ctx.call_position(),
+                ));
+            }
+            declared.users.push(user);
+            Ok(())
+        },
+    );
+    let declared = context.declared.clone();
+    engine.register_fn(
+        "thresholds",
+        move |ctx: NativeCallContext, list: Array| -> Result<(), Box<EvalAltResult>> {
+            let mut all = Vec::new();
+            for item in list {
+                all.push(item.into_string().map_err(|_| {
+                    err(
+                        "thresholds takes an array of strings such as \"p95<300ms\"",
+                        ctx.call_position(),
+                    )
+                })?);
+            }
+            declared.borrow_mut().thresholds.extend(all);
+            Ok(())
+        },
+    );
+}
+
+fn register_waits(engine: &mut Engine) {
+    engine.register_type_with_name::<WaitTime>("WaitTime");
     engine.register_fn(
         "between",
         |ctx: NativeCallContext, a: Dynamic, b: Dynamic| {
             let pos = ctx.call_position();
             let (a, b) = (
-                number(&a, "between's minimum", pos)?,
-                number(&b, "between's maximum", pos)?,
+                non_negative(&a, "between's minimum", pos)?,
+                non_negative(&b, "between's maximum", pos)?,
             );
-            if !(a >= 0.0 && b >= a && b.is_finite()) {
+            if b < a {
                 return Err(err(
-                    format!("between({a}, {b}) needs 0 <= minimum <= maximum"),
+                    format!("between({a}, {b}) needs minimum <= maximum"),
                     pos,
                 ));
             }
@@ -239,47 +516,44 @@ pub(crate) fn new_engine(http: Rc<HttpContext>, users: Rc<RefCell<Vec<UserType>>
         },
     );
     engine.register_fn("constant", |ctx: NativeCallContext, s: Dynamic| {
-        let pos = ctx.call_position();
-        let s = number(&s, "constant's seconds", pos)?;
-        if !(s >= 0.0 && s.is_finite()) {
-            return Err(err("constant(seconds) needs a non-negative number", pos));
-        }
-        Ok(WaitTime::Constant(s))
+        Ok::<_, Box<EvalAltResult>>(WaitTime::Constant(non_negative(
+            &s,
+            "constant's seconds",
+            ctx.call_position(),
+        )?))
+    });
+    engine.register_fn("constant_pacing", |ctx: NativeCallContext, s: Dynamic| {
+        Ok::<_, Box<EvalAltResult>>(WaitTime::ConstantPacing(positive(
+            &s,
+            "constant_pacing's seconds",
+            ctx.call_position(),
+        )?))
     });
     engine.register_fn(
-        "task",
-        |ctx: NativeCallContext, f: FnPtr, weight: Dynamic| {
-            let pos = ctx.call_position();
-            task_from_fn(&f, weight_of(&weight, "a task's weight", pos)?, pos)
+        "constant_throughput",
+        |ctx: NativeCallContext, n: Dynamic| {
+            Ok::<_, Box<EvalAltResult>>(WaitTime::ConstantThroughput(positive(
+                &n,
+                "constant_throughput's tasks per second",
+                ctx.call_position(),
+            )?))
         },
     );
-    engine.register_fn(
-        "user",
-        move |ctx: NativeCallContext, name: &str, options: Map| {
-            let user = user_of(name, options, ctx.call_position())?;
-            if users.borrow().iter().any(|u| u.name == user.name) {
-                return Err(err(
-                    format!("user type {name:?} is declared twice"),
-                    ctx.call_position(),
-                ));
-            }
-            users.borrow_mut().push(user);
-            Ok(())
-        },
-    );
+    engine.register_fn("poisson", |ctx: NativeCallContext, mean: Dynamic| {
+        Ok::<_, Box<EvalAltResult>>(WaitTime::Poisson(positive(
+            &mean,
+            "poisson's mean seconds",
+            ctx.call_position(),
+        )?))
+    });
+}
+
+fn register_utilities(engine: &mut Engine, context: &EngineContext) {
     engine.register_fn("sleep", |ctx: NativeCallContext, seconds: Dynamic| {
         let pos = ctx.call_position();
-        let s = number(&seconds, "sleep's seconds", pos)?;
-        if !(s >= 0.0 && s.is_finite()) {
-            return Err(err("sleep(seconds) needs a non-negative number", pos));
-        }
-        match bridge::suspend(Step::Sleep(Duration::from_secs_f64(s))) {
-            Some(Resume::Stopping) => {
-                Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos)))
-            }
-            Some(_) => Ok(()),
-            None => Err(err("sleep() can only be used inside a task or hook", pos)),
-        }
+        let s = non_negative(&seconds, "sleep's seconds", pos)?;
+        with_ctx(|c| c.pending_open = false);
+        in_user(Step::Sleep(Duration::from_secs_f64(s)), "sleep()", pos)
     });
     engine.register_fn("rand_int", |ctx: NativeCallContext, low: i64, high: i64| {
         if low > high {
@@ -288,13 +562,120 @@ pub(crate) fn new_engine(http: Rc<HttpContext>, users: Rc<RefCell<Vec<UserType>>
                 ctx.call_position(),
             ));
         }
-        Ok(crate::user::with_rng(|rng| rng.i64(low..=high)))
+        Ok(with_ctx(|c| c.rng.i64(low..=high)))
     });
-    engine.register_fn("rand_float", || crate::user::with_rng(|rng| rng.f64()));
+    engine.register_fn("rand_float", || with_ctx(|c| c.rng.f64()));
     engine.register_fn("rand_float", |low: f64, high: f64| {
-        crate::user::with_rng(|rng| low + (high - low) * rng.f64())
+        with_ctx(|c| low + (high - low) * c.rng.f64())
     });
-    http_api::register_response(&mut engine);
-    engine.register_static_module("http", http_api::http_module(http).into());
-    engine
+    engine.register_fn("uuid", || {
+        let (a, b) = with_ctx(|c| (c.rng.u64(..), c.rng.u64(..)));
+        // Version 4, variant 10.
+        let a = (a & !0xF000) | 0x4000;
+        let b = (b & !(0b11 << 62)) | (0b10 << 62);
+        format!(
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xFFFF,
+            a & 0xFFFF,
+            b >> 48,
+            b & 0xFFFF_FFFF_FFFF
+        )
+    });
+    engine.register_fn("now", || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    });
+    engine.register_fn("env", |ctx: NativeCallContext, name: &str| {
+        std::env::var(name).map_err(|_| {
+            err(
+                format!(
+                    "environment variable {name} is not set (give a default: env({name:?}, \"...\"))"
+                ),
+                ctx.call_position(),
+            )
+        })
+    });
+    engine.register_fn("env", |name: &str, default: Dynamic| -> Dynamic {
+        std::env::var(name).map_or(default, Dynamic::from)
+    });
+    engine.register_fn("log", |value: Dynamic| {
+        let label = with_ctx(|c| c.label.clone());
+        eprintln!("{label}{value}");
+    });
+    engine.register_fn(
+        "check",
+        |ctx: NativeCallContext, passed: bool, name: &str| -> Result<bool, Box<EvalAltResult>> {
+        in_user(
+            Step::Check {
+                name: name.to_string(),
+                passed,
+            },
+            "check()",
+            ctx.call_position(),
+        )?;
+        Ok(passed)
+    },
+    );
+    engine.register_fn(
+        "metric",
+        |ctx: NativeCallContext, name: &str, value_ms: Dynamic| {
+            let pos = ctx.call_position();
+            let ms = non_negative(&value_ms, "metric's milliseconds", pos)?;
+            in_user(
+                Step::Metric {
+                    name: name.to_string(),
+                    elapsed: Duration::from_secs_f64(ms / 1000.0),
+                },
+                "metric()",
+                pos,
+            )
+        },
+    );
+    engine.register_fn("stop_user", |ctx: NativeCallContext| -> Result<(), _> {
+        with_ctx(|c| c.stop_user = true);
+        Err(Box::new(EvalAltResult::ErrorTerminated(
+            Dynamic::from(STOP_USER),
+            ctx.call_position(),
+        )))
+    });
+    engine.register_fn("stop_test", |ctx: NativeCallContext, reason: &str| {
+        in_user(
+            Step::StopTest(reason.to_string()),
+            "stop_test()",
+            ctx.call_position(),
+        )
+    });
+    engine.register_fn("interrupt", || with_ctx(|c| c.interrupt = true));
+    let feeds = context.feeds.clone();
+    engine.register_fn("feed", move |ctx: NativeCallContext, file: &str| {
+        feeds
+            .next(file)
+            .map_err(|e| err(e, ctx.call_position()))
+    });
+    let data = context.test_data.clone();
+    engine.register_fn("test_data", move || data.borrow().clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_follow_their_definitions() {
+        let ms = Duration::from_millis;
+        assert_eq!(WaitTime::None.after(ms(5), 0.5), ms(0));
+        assert_eq!(WaitTime::Constant(2.0).after(ms(5), 0.5), ms(2000));
+        assert_eq!(WaitTime::Between(1.0, 3.0).after(ms(5), 0.5), ms(2000));
+        assert_eq!(WaitTime::ConstantPacing(1.0).after(ms(300), 0.5), ms(700));
+        assert_eq!(WaitTime::ConstantPacing(1.0).after(ms(1300), 0.5), ms(0));
+        assert_eq!(WaitTime::ConstantThroughput(4.0).after(ms(50), 0.5), ms(200));
+        let mean: f64 = (0..10_000)
+            .map(|i| WaitTime::Poisson(2.0).after(ms(0), (f64::from(i) + 0.5) / 10_000.0))
+            .map(|d| d.as_secs_f64())
+            .sum::<f64>()
+            / 10_000.0;
+        assert!((mean - 2.0).abs() < 0.02, "{mean}");
+    }
 }

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 mod bridge;
+mod data;
 mod discard;
 mod http_api;
 mod language;
@@ -19,5 +20,5 @@ mod scenario;
 mod user;
 
 pub use http_api::HttpResponse;
-pub use language::{TaskDef, UserType, WaitTime};
-pub use scenario::{Scenario, ScenarioError};
+pub use language::{GroupDef, TaskDef, TaskKind, UserType, WaitTime};
+pub use scenario::{Scenario, ScenarioError, TagFilter};

@@ -3,16 +3,18 @@
 //! shard (a Rhai engine cannot cross threads).
 
 use std::cell::RefCell;
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use blast_engine::http::Origin;
 use blast_engine::{ScenarioBuilder, ShardScenario};
-use rhai::{AST, Engine, EvalAltResult, ParseError, Position, Scope};
+use rhai::{AST, ASTNode, Engine, EvalAltResult, Expr, ParseError, Position, Scope, Stmt};
 
+use crate::data::Feeds;
 use crate::http_api::HttpContext;
-use crate::language::{UserType, new_engine};
+use crate::language::{Declared, EngineContext, TaskDef, TaskKind, UserType, new_engine};
 use crate::user::ShardScript;
 
 /// A scenario that cannot be used, with where and why.
@@ -107,6 +109,9 @@ pub(crate) struct Compiled {
     pub(crate) engine: Engine,
     pub(crate) ast: AST,
     pub(crate) users: Vec<UserType>,
+    pub(crate) thresholds: Vec<String>,
+    /// What `on_test_start` returned, for `test_data()`.
+    pub(crate) test_data: Rc<RefCell<rhai::Dynamic>>,
 }
 
 impl Compiled {
@@ -119,25 +124,278 @@ impl Compiled {
     }
 }
 
+/// Where a compile happens: the run's origins (empty on the main thread,
+/// where nothing is sent), data files, and this shard's place.
+pub(crate) struct CompileContext {
+    pub(crate) origins: Vec<(blast_engine::http::Scheme, String)>,
+    pub(crate) dir: PathBuf,
+    pub(crate) shard: usize,
+    pub(crate) shards: usize,
+    pub(crate) tags: TagFilter,
+}
+
+/// `--tags` / `--exclude-tags`.
+#[derive(Clone, Debug, Default)]
+pub struct TagFilter {
+    /// Keep only tasks with one of these tags (all tasks when empty).
+    pub include: Vec<String>,
+    /// Drop tasks with one of these tags.
+    pub exclude: Vec<String>,
+}
+
+impl TagFilter {
+    fn is_empty(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+
+    /// Filters `tasks` as Locust does: a task is kept when it (or a group it
+    /// is in) has an included tag, or no include list is given, and none of
+    /// its tags is excluded. Groups left empty go.
+    fn apply(&self, tasks: &[TaskDef], included_above: bool) -> Vec<TaskDef> {
+        let mut kept = Vec::new();
+        for task in tasks {
+            if task.tags.iter().any(|t| self.exclude.contains(t)) {
+                continue;
+            }
+            let included = included_above
+                || self.include.is_empty()
+                || task.tags.iter().any(|t| self.include.contains(t));
+            match &task.kind {
+                TaskKind::Function(_) => {
+                    if included {
+                        kept.push(task.clone());
+                    }
+                }
+                TaskKind::Group(group) => {
+                    let inner = self.apply(&group.tasks, included);
+                    if !inner.is_empty() {
+                        let mut group = (**group).clone();
+                        group.tasks = inner;
+                        kept.push(TaskDef {
+                            kind: TaskKind::Group(Arc::new(group)),
+                            ..task.clone()
+                        });
+                    }
+                }
+            }
+        }
+        kept
+    }
+}
+
+/// Names the language gives scripts besides registered functions.
+const KEYWORD_FUNCTIONS: &[&str] = &[
+    "Fn", "call", "curry", "type_of", "print", "debug", "is_def_fn", "is_def_var", "is_shared",
+    "eval",
+];
+
+/// Functions of the `http::` module.
+const HTTP_FUNCTIONS: &[&str] = &[
+    "get", "post", "put", "delete", "head", "patch", "options", "request",
+];
+
+/// The closest of `known` to `name`, when close enough to be a typo.
+fn did_you_mean<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .map(|k| (edit_distance(name, k), k))
+        .filter(|&(d, k)| d <= 2.max(k.len() / 4) && d < name.len())
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Calls of functions neither the script nor blast defines: found before
+/// any load, not when a user first reaches them.
+fn check_calls(file: &str, engine: &Engine, ast: &AST) -> Result<(), ScenarioError> {
+    let mut known: HashSet<String> = engine
+        .gen_fn_signatures(true)
+        .iter()
+        .filter_map(|sig| {
+            let sig = sig.strip_prefix("pub ").unwrap_or(sig);
+            let sig = sig.strip_prefix("fn ").unwrap_or(sig);
+            sig.split('(').next().map(str::to_string)
+        })
+        .collect();
+    known.extend(ast.iter_functions().map(|f| f.name.to_string()));
+    known.extend(KEYWORD_FUNCTIONS.iter().map(|s| s.to_string()));
+    let mut unknown: Option<(String, Position)> = None;
+    ast.walk(&mut |path: &[ASTNode]| {
+        let call = match path.last() {
+            Some(ASTNode::Stmt(Stmt::FnCall(call, pos))) => Some((call, *pos)),
+            Some(ASTNode::Expr(Expr::FnCall(call, pos))) => Some((call, *pos)),
+            _ => None,
+        };
+        if let Some((call, pos)) = call
+            && call.op_token.is_none()
+            && unknown.is_none()
+        {
+            let name = call.name.as_str();
+            let missing = if call.is_qualified() {
+                call.namespace.root() == "http" && !HTTP_FUNCTIONS.contains(&name)
+            } else {
+                !known.contains(name)
+                    && name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+            };
+            if missing {
+                let qualified = if call.is_qualified() {
+                    format!("{}::{name}", call.namespace.root())
+                } else {
+                    name.to_string()
+                };
+                unknown = Some((qualified, pos));
+            }
+        }
+        unknown.is_none()
+    });
+    let Some((name, pos)) = unknown else {
+        return Ok(());
+    };
+    let hint = match name.strip_prefix("http::") {
+        Some(short) => did_you_mean(short, HTTP_FUNCTIONS.iter().copied())
+            .map(|k| format!(" (did you mean http::{k}?)")),
+        None => did_you_mean(&name, known.iter().map(String::as_str))
+            .map(|k| format!(" (did you mean {k}?)")),
+    }
+    .unwrap_or_else(|| " (define it with `fn`, or see docs/scenario.md for blast's functions)".into());
+    Err(script_error(
+        file,
+        format!("unknown function {name}(){hint}"),
+        pos,
+    ))
+}
+
+/// `feed("literal")` calls whose file does not exist.
+fn check_data_files(file: &str, ast: &AST, feeds: &Feeds) -> Result<(), ScenarioError> {
+    let mut missing: Option<(String, Position)> = None;
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(Stmt::FnCall(call, pos))) =
+            path.last()
+            && call.name == "feed"
+            && !call.is_qualified()
+            && let Some(Expr::StringConstant(data, _)) = call.args.first()
+            && missing.is_none()
+            && let Err(e) = crate::data::load(&feeds.resolve(data))
+        {
+            missing = Some((e, *pos));
+        }
+        missing.is_none()
+    });
+    match missing {
+        Some((message, pos)) => Err(script_error(file, message, pos)),
+        None => Ok(()),
+    }
+}
+
+/// Every function a user type names exists and takes no parameters.
+fn check_functions(file: &str, ast: &AST, user: &UserType) -> Result<(), ScenarioError> {
+    let mut names: Vec<(&str, String)> = Vec::new();
+    fn tasks<'a>(list: &'a [TaskDef], out: &mut Vec<(&'a str, String)>) {
+        for task in list {
+            match &task.kind {
+                TaskKind::Function(name) => out.push(("task function", name.clone())),
+                TaskKind::Group(group) => tasks(&group.tasks, out),
+            }
+        }
+    }
+    tasks(&user.tasks, &mut names);
+    if let Some(f) = &user.on_start {
+        names.push(("on_start function", f.clone()));
+    }
+    if let Some(f) = &user.on_stop {
+        names.push(("on_stop function", f.clone()));
+    }
+    for (what, name) in names {
+        let found = ast.iter_functions().find(|f| f.name == name);
+        match found {
+            Some(f) if f.params.is_empty() => {}
+            Some(f) => {
+                return Err(script_error(
+                    file,
+                    format!(
+                        "{what} {name}() takes {} parameter(s); it must take none (use `this` for user state)",
+                        f.params.len()
+                    ),
+                    user.position,
+                ));
+            }
+            None => {
+                let known: Vec<String> = ast
+                    .iter_functions()
+                    .map(|f| format!("{}()", f.name))
+                    .collect();
+                return Err(script_error(
+                    file,
+                    format!(
+                        "user type {:?} names {what} {name:?}, which the script does not define (defined: {})",
+                        user.name,
+                        if known.is_empty() {
+                            "none".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                    user.position,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Compiles `source`, runs its top level and validates what it declared.
 pub(crate) fn compile(
     file: &str,
     source: &str,
-    origins: Vec<(blast_engine::http::Scheme, String)>,
+    context: CompileContext,
 ) -> Result<Compiled, ScenarioError> {
     let http = Rc::new(HttpContext {
-        origins,
+        origins: context.origins,
         discarded: RefCell::default(),
     });
-    let users = Rc::new(RefCell::new(Vec::new()));
-    let engine = new_engine(http.clone(), users.clone());
+    let feeds = Rc::new(Feeds::new(context.dir, context.shard, context.shards));
+    let engine_context = EngineContext {
+        http: http.clone(),
+        declared: Rc::new(RefCell::new(Declared::default())),
+        feeds: feeds.clone(),
+        test_data: Rc::new(RefCell::new(rhai::Dynamic::UNIT)),
+    };
+    let mut engine = new_engine(&engine_context);
     let mut ast = engine.compile(source).map_err(|e| parse_error(file, e))?;
     ast.set_source(file);
+    check_calls(file, &engine, &ast)?;
+    check_data_files(file, &ast, &feeds)?;
     *http.discarded.borrow_mut() = crate::discard::discarded_calls(&ast, source);
+    let mut top = Scope::new();
     engine
-        .run_ast_with_scope(&mut Scope::new(), &ast)
+        .run_ast_with_scope(&mut top, &ast)
         .map_err(|e| eval_error(file, &e))?;
-    let users = users.take();
+    // Tasks are called without running the top level again, so its
+    // constants reach them as `global::NAME` through a module of that name.
+    let mut constants = rhai::Module::new();
+    for (name, constant, value) in top.iter_raw() {
+        if constant {
+            constants.set_var(name, value.clone());
+        }
+    }
+    engine.register_static_module("global", constants.into());
+    let Declared {
+        mut users,
+        thresholds,
+    } = engine_context.declared.take();
     if users.is_empty() {
         return Err(script_error(
             file,
@@ -147,45 +405,40 @@ pub(crate) fn compile(
         ));
     }
     for user in &users {
-        for task in &user.tasks {
-            let found = ast.iter_functions().find(|f| f.name == task.function);
-            match found {
-                Some(f) if f.params.is_empty() => {}
-                Some(f) => {
-                    return Err(script_error(
-                        file,
-                        format!(
-                            "task function {}() takes {} parameter(s); tasks take none (use `this` for user state)",
-                            task.function,
-                            f.params.len()
-                        ),
-                        user.position,
-                    ));
-                }
-                None => {
-                    let known: Vec<String> = ast
-                        .iter_functions()
-                        .map(|f| format!("{}()", f.name))
-                        .collect();
-                    return Err(script_error(
-                        file,
-                        format!(
-                            "user type {:?} names task function {:?}, which the script does not define (defined: {})",
-                            user.name,
-                            task.function,
-                            if known.is_empty() {
-                                "none".to_string()
-                            } else {
-                                known.join(", ")
-                            }
-                        ),
-                        user.position,
-                    ));
-                }
-            }
+        check_functions(file, &ast, user)?;
+    }
+    if !context.tags.is_empty() {
+        for user in &mut users {
+            user.tasks = context.tags.apply(&user.tasks, false);
+        }
+        users.retain(|u| !u.tasks.is_empty());
+        if users.is_empty() {
+            return Err(script_error(
+                file,
+                format!(
+                    "no task is left after --tags {:?} / --exclude-tags {:?}",
+                    context.tags.include, context.tags.exclude
+                ),
+                Position::NONE,
+            ));
         }
     }
-    Ok(Compiled { engine, ast, users })
+    if !users.iter().any(|u| u.fixed_count.is_none())
+        && users.iter().all(|u| u.fixed_count == Some(0))
+    {
+        return Err(script_error(
+            file,
+            "every user type has fixed_count: 0, so no user would run".into(),
+            Position::NONE,
+        ));
+    }
+    Ok(Compiled {
+        engine,
+        ast,
+        users,
+        thresholds,
+        test_data: engine_context.test_data,
+    })
 }
 
 /// A scenario, checked on this thread and ready to be built on each shard.
@@ -193,26 +446,62 @@ pub(crate) fn compile(
 pub struct Scenario {
     file: String,
     source: Arc<str>,
+    dir: PathBuf,
     users: Vec<UserType>,
+    thresholds: Vec<String>,
+    tags: TagFilter,
+    has_test_start: bool,
+    has_test_stop: bool,
 }
 
 impl Scenario {
     /// Reads, compiles and validates the scenario at `path`.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        Scenario::load_with_tags(path, TagFilter::default())
+    }
+
+    /// Like [`Scenario::load`], keeping only the tasks `tags` selects.
+    pub fn load_with_tags(path: &Path, tags: TagFilter) -> Result<Scenario, ScenarioError> {
         let source = std::fs::read_to_string(path).map_err(|e| ScenarioError::Read {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-        Scenario::from_source(&path.display().to_string(), &source)
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Scenario::compile_main(&path.display().to_string(), &source, dir, tags)
     }
 
-    /// Compiles and validates `source`, naming it `file` in messages.
+    /// Compiles and validates `source`, naming it `file` in messages; data
+    /// files are looked up from the working directory.
     pub fn from_source(file: &str, source: &str) -> Result<Scenario, ScenarioError> {
-        let compiled = compile(file, source, Vec::new())?;
+        Scenario::compile_main(file, source, PathBuf::new(), TagFilter::default())
+    }
+
+    fn compile_main(
+        file: &str,
+        source: &str,
+        dir: PathBuf,
+        tags: TagFilter,
+    ) -> Result<Scenario, ScenarioError> {
+        let compiled = compile(
+            file,
+            source,
+            CompileContext {
+                origins: Vec::new(),
+                dir: dir.clone(),
+                shard: 0,
+                shards: 1,
+                tags: tags.clone(),
+            },
+        )?;
         Ok(Scenario {
             file: file.to_string(),
             source: Arc::from(source),
+            dir,
+            has_test_start: !compiled.function_position("on_test_start").is_none(),
+            has_test_stop: !compiled.function_position("on_test_stop").is_none(),
             users: compiled.users,
+            thresholds: compiled.thresholds,
+            tags,
         })
     }
 
@@ -221,17 +510,47 @@ impl Scenario {
         &self.file
     }
 
-    /// The declared user types.
+    /// The declared user types (after tag filtering).
     pub fn users(&self) -> &[UserType] {
         &self.users
     }
 
-    /// What builds this scenario on each shard, with requests going to
-    /// `origins` and users' random choices seeded from `seed` when given.
-    pub fn builder(&self, origins: &[Origin], seed: Option<u64>) -> ScenarioBuilder {
+    /// Thresholds the scenario declares with `thresholds([...])`.
+    pub fn thresholds(&self) -> &[String] {
+        &self.thresholds
+    }
+
+    /// Whether the scenario defines `on_test_start()` / `on_test_stop()`.
+    pub fn test_hooks(&self) -> (bool, bool) {
+        (self.has_test_start, self.has_test_stop)
+    }
+
+    /// Host URLs user types set with `host`, beyond the run's own, in order
+    /// of first use: they must be resolved and given to [`Scenario::builder`]
+    /// after the run's host.
+    pub fn extra_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = Vec::new();
+        for user in &self.users {
+            if let Some(host) = &user.host
+                && !hosts.contains(host)
+            {
+                hosts.push(host.clone());
+            }
+        }
+        hosts
+    }
+
+    /// What builds this scenario on each of `shards` shards, with requests
+    /// going to `origins` (the run's host first, then
+    /// [`Scenario::extra_hosts`]) and users' random choices seeded from
+    /// `seed` when given.
+    pub fn builder(&self, origins: &[Origin], seed: Option<u64>, shards: usize) -> ScenarioBuilder {
         let file = self.file.clone();
         let source = self.source.clone();
-        let origins: Vec<_> = origins
+        let dir = self.dir.clone();
+        let tags = self.tags.clone();
+        let extra = self.extra_hosts();
+        let origin_list: Vec<_> = origins
             .iter()
             .map(|o| (o.scheme, o.host_header.clone()))
             .collect();
@@ -241,9 +560,31 @@ impl Scenario {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
         });
-        Arc::new(move |_shard| {
-            let compiled = compile(&file, &source, origins.clone()).map_err(|e| e.to_string())?;
-            Ok(Box::new(ShardScript::new(&file, compiled, seed)) as Box<dyn ShardScenario>)
+        Arc::new(move |shard| {
+            let compiled = compile(
+                &file,
+                &source,
+                CompileContext {
+                    origins: origin_list.clone(),
+                    dir: dir.clone(),
+                    shard,
+                    shards,
+                    tags: tags.clone(),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            let type_origins = compiled
+                .users
+                .iter()
+                .map(|u| {
+                    u.host
+                        .as_ref()
+                        .and_then(|h| extra.iter().position(|e| e == h))
+                        .map_or(0, |i| (i + 1) as u16)
+                })
+                .collect();
+            Ok(Box::new(ShardScript::new(&file, compiled, seed, type_origins))
+                as Box<dyn ShardScenario>)
         })
     }
 }

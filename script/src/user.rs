@@ -1,39 +1,82 @@
 //! Script users: the engine's [`VirtualUser`] implemented by running the
 //! scenario's functions on coroutines.
 
+use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use blast_engine::{Outcome, Resume, ScriptError, ShardScenario, Step, VirtualUser, Work};
+use blast_engine::{
+    Outcome, Resume, ScriptError, ShardScenario, Step, TestHook, VirtualUser, Work,
+};
 use rhai::{CallFnOptions, Dynamic, EvalAltResult, Map, Scope};
 
 use crate::bridge::{self, Progress, StackPool};
-use crate::language::UserType;
+use crate::language::{GroupDef, STOP_USER, TaskDef, TaskKind, UserType, WaitTime};
 use crate::scenario::{Compiled, innermost, location};
 
+/// The running user's own state that script functions reach: swapped into
+/// the thread while the user's work runs, out when it suspends or ends.
+pub(crate) struct UserCtx {
+    /// The user's random generator, seeded from the run's seed and the
+    /// user's index, so `--seed` repeats every choice.
+    pub(crate) rng: fastrand::Rng,
+    /// `[Type#index] `, the prefix of the user's log lines.
+    pub(crate) label: String,
+    /// Index of the origin relative URLs go to.
+    pub(crate) origin: u16,
+    /// Requests sent so far; a response's number is the count when it
+    /// arrived.
+    pub(crate) requests: u64,
+    /// Whether the latest response is still unrecorded (can be
+    /// reclassified): until the next request, sleep or the end of the work.
+    pub(crate) pending_open: bool,
+    /// `interrupt()` was called: leave the current group after this task.
+    pub(crate) interrupt: bool,
+    /// `stop_user()` was called.
+    pub(crate) stop_user: bool,
+}
+
+impl UserCtx {
+    fn new(rng: fastrand::Rng, label: String, origin: u16) -> UserCtx {
+        UserCtx {
+            rng,
+            label,
+            origin,
+            requests: 0,
+            pending_open: false,
+            interrupt: false,
+            stop_user: false,
+        }
+    }
+}
+
 thread_local! {
-    /// The random generator of the user whose work is running on this
-    /// thread, so a run with `--seed` repeats every user's choices.
-    static RNG: std::cell::RefCell<fastrand::Rng> = std::cell::RefCell::new(fastrand::Rng::new());
+    static CTX: RefCell<UserCtx> =
+        RefCell::new(UserCtx::new(fastrand::Rng::new(), String::new(), 0));
 }
 
-/// Runs `f` with the running user's random generator.
-pub(crate) fn with_rng<T>(f: impl FnOnce(&mut fastrand::Rng) -> T) -> T {
-    RNG.with(|rng| f(&mut rng.borrow_mut()))
+/// Runs `f` with the running user's state.
+pub(crate) fn with_ctx<T>(f: impl FnOnce(&mut UserCtx) -> T) -> T {
+    CTX.with(|ctx| f(&mut ctx.borrow_mut()))
 }
 
-/// Swaps the user's generator in for the duration of its step.
-fn swap_rng(user_rng: &mut fastrand::Rng) {
-    RNG.with(|rng| std::mem::swap(&mut *rng.borrow_mut(), user_rng));
+fn swap_ctx(user: &mut UserCtx) {
+    CTX.with(|ctx| std::mem::swap(&mut *ctx.borrow_mut(), user));
 }
 
 /// What every user on a shard shares.
 struct Shared {
     file: String,
     compiled: Compiled,
-    /// User type by run-wide user index modulo its length: types in
-    /// proportion to their weights, interleaved.
+    /// User type by run-wide user index (past the fixed-count users) modulo
+    /// its length: weighted types in proportion, interleaved.
     cycle: Vec<usize>,
+    /// `(type, count)` of the fixed-count types, in declaration order: the
+    /// first users of the run.
+    fixed: Vec<(usize, u64)>,
+    /// Origin index of each user type.
+    origins: Vec<u16>,
     stacks: StackPool,
     seed: u64,
 }
@@ -43,30 +86,34 @@ pub(crate) struct ShardScript {
     shared: Rc<Shared>,
 }
 
-/// Spreads user types over a cycle as evenly as their weights allow
-/// (smooth weighted round robin), so any prefix of users is close to the
-/// weights' proportions.
+/// Spreads the weighted user types over a cycle as evenly as their weights
+/// allow (smooth weighted round robin), so any prefix of users is close to
+/// the weights' proportions. Fixed-count types are not in it.
 fn type_cycle(users: &[UserType]) -> Vec<usize> {
-    let total: u64 = users.iter().map(|u| u64::from(u.weight)).sum();
-    // Weights are capped at 1e6 each; reduce by their common divisor.
-    let divisor = users.iter().map(|u| u64::from(u.weight)).fold(0, gcd);
-    let weights: Vec<i64> = users
+    let weighted: Vec<(usize, u64)> = users
         .iter()
-        .map(|u| (u64::from(u.weight) / divisor) as i64)
+        .enumerate()
+        .filter(|(_, u)| u.fixed_count.is_none())
+        .map(|(i, u)| (i, u64::from(u.weight)))
         .collect();
-    let length = (total / divisor) as usize;
+    if weighted.is_empty() {
+        return Vec::new();
+    }
+    // Weights are capped at 1e6 each; reduce by their common divisor.
+    let divisor = weighted.iter().map(|&(_, w)| w).fold(0, gcd);
+    let weights: Vec<i64> = weighted.iter().map(|&(_, w)| (w / divisor) as i64).collect();
     let sum: i64 = weights.iter().sum();
-    let mut current = vec![0i64; users.len()];
-    let mut cycle = Vec::with_capacity(length);
-    for _ in 0..length {
+    let mut current = vec![0i64; weights.len()];
+    let mut cycle = Vec::with_capacity(sum as usize);
+    for _ in 0..sum {
         for (c, w) in current.iter_mut().zip(&weights) {
             *c += w;
         }
-        let best = (0..users.len())
+        let best = (0..weights.len())
             .max_by_key(|&i| (current[i], std::cmp::Reverse(i)))
             .unwrap_or(0);
         current[best] -= sum;
-        cycle.push(best);
+        cycle.push(weighted[best].0);
     }
     cycle
 }
@@ -76,72 +123,221 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 impl ShardScript {
-    pub(crate) fn new(file: &str, compiled: Compiled, seed: u64) -> ShardScript {
+    /// `origins[t]` is the origin index of user type `t`.
+    pub(crate) fn new(file: &str, compiled: Compiled, seed: u64, origins: Vec<u16>) -> ShardScript {
         let cycle = type_cycle(&compiled.users);
+        let fixed = compiled
+            .users
+            .iter()
+            .enumerate()
+            .filter_map(|(i, u)| u.fixed_count.map(|n| (i, n)))
+            .collect();
         ShardScript {
             shared: Rc::new(Shared {
                 file: file.to_string(),
                 compiled,
                 cycle,
+                fixed,
+                origins,
                 stacks: StackPool::default(),
                 seed,
             }),
         }
     }
+
+    /// The user type of the user with run-wide `index`: fixed-count types
+    /// first, then the weighted cycle; `None` when the index is past every
+    /// fixed count and no type is weighted.
+    fn type_of(&self, index: u64) -> Option<usize> {
+        let shared = &self.shared;
+        let mut rest = index;
+        for &(kind, count) in &shared.fixed {
+            if rest < count {
+                return Some(kind);
+            }
+            rest -= count;
+        }
+        if shared.cycle.is_empty() {
+            return None;
+        }
+        Some(shared.cycle[(rest % shared.cycle.len() as u64) as usize])
+    }
+
+    fn rng_for(&self, index: u64) -> fastrand::Rng {
+        // Each user's choices depend only on the run's seed and its index,
+        // not on which shard runs it.
+        fastrand::Rng::with_seed(self.shared.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
 }
 
 impl ShardScenario for ShardScript {
     fn new_user(&self, index: u64) -> Box<dyn VirtualUser> {
-        let shared = self.shared.clone();
-        let kind = shared.cycle[(index % shared.cycle.len() as u64) as usize];
-        // Each user's choices depend only on the run's seed and its index,
-        // not on which shard runs it.
-        let rng = fastrand::Rng::with_seed(shared.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        Box::new(ScriptUser {
-            shared,
-            kind,
-            this: Some(Dynamic::from_map(Map::new())),
-            work: None,
-            rng,
-        })
+        let Some(kind) = self.type_of(index) else {
+            // Every fixed-count user exists already and no type is
+            // weighted: this user has nothing to do.
+            return Box::new(IdleUser);
+        };
+        let name = &self.shared.compiled.users[kind].name;
+        Box::new(ScriptUser::new(
+            self.shared.clone(),
+            Role::User(kind),
+            UserCtx::new(
+                self.rng_for(index),
+                format!("[{name}#{index}] "),
+                self.shared.origins[kind],
+            ),
+        ))
+    }
+
+    fn test_hook(&self, hook: TestHook) -> Option<Box<dyn VirtualUser>> {
+        let name = match hook {
+            TestHook::Start => "on_test_start",
+            TestHook::Stop => "on_test_stop",
+        };
+        self.shared.compiled.function_position(name).line()?;
+        Some(Box::new(ScriptUser::new(
+            self.shared.clone(),
+            Role::Hook(name),
+            UserCtx::new(self.rng_for(u64::MAX), format!("[{name}] "), 0),
+        )))
+    }
+
+    fn set_test_data(&self, json: &str) {
+        let value = serde_json::from_str::<serde_json::Value>(json)
+            .ok()
+            .and_then(|v| rhai::serde::to_dynamic(v).ok())
+            .unwrap_or(Dynamic::UNIT);
+        *self.shared.compiled.test_data.borrow_mut() = value;
     }
 }
+
+/// A user past every fixed count when no type is weighted: it waits.
+struct IdleUser;
+
+impl VirtualUser for IdleUser {
+    fn start(&mut self, _work: Work) -> Step {
+        Step::Done(Outcome::Completed)
+    }
+    fn resume(&mut self, _input: Resume) -> Step {
+        Step::Done(Outcome::Completed)
+    }
+    fn wait_time(&mut self) -> Duration {
+        Duration::from_secs(3600)
+    }
+}
+
+/// What a script user is for.
+#[derive(Clone, Copy)]
+enum Role {
+    /// A user of this type.
+    User(usize),
+    /// A run-wide hook, by function name.
+    Hook(&'static str),
+}
+
+/// A group the user is in, and where it is in a sequential one.
+struct ActiveGroup {
+    group: Arc<GroupDef>,
+    next: usize,
+}
+
+/// The state a piece of work hands back when it ends: `this`, and what the
+/// function returned.
+type Finished = (Dynamic, Dynamic);
 
 /// One script user.
 struct ScriptUser {
     shared: Rc<Shared>,
-    /// Index of its user type.
-    kind: usize,
+    role: Role,
     /// The user's own state (`this` in its functions); taken by the piece of
     /// work in progress and given back when it ends.
     this: Option<Dynamic>,
-    work: Option<bridge::Work<Dynamic>>,
-    rng: fastrand::Rng,
+    work: Option<bridge::Work<Finished>>,
+    ctx: UserCtx,
+    /// Groups entered, innermost last.
+    groups: Vec<ActiveGroup>,
+    /// Next task of a sequential user type.
+    next_task: usize,
+    /// When the current task started, for pacing waits.
+    task_started: Instant,
+    /// What the last piece of work returned, as JSON (hooks only).
+    result: Option<String>,
 }
 
 impl ScriptUser {
-    fn user_type(&self) -> &UserType {
-        &self.shared.compiled.users[self.kind]
-    }
-
-    fn pick_task(&mut self) -> String {
-        let tasks = &self.shared.compiled.users[self.kind].tasks;
-        let total: u32 = tasks.iter().map(|t| t.weight).sum();
-        let mut pick = self.rng.u32(0..total.max(1));
-        for task in tasks {
-            if pick < task.weight {
-                return task.function.clone();
-            }
-            pick -= task.weight;
+    fn new(shared: Rc<Shared>, role: Role, ctx: UserCtx) -> ScriptUser {
+        ScriptUser {
+            shared,
+            role,
+            this: Some(Dynamic::from_map(Map::new())),
+            work: None,
+            ctx,
+            groups: Vec::new(),
+            next_task: 0,
+            task_started: Instant::now(),
+            result: None,
         }
-        tasks[0].function.clone()
     }
 
-    fn progress(&mut self, progress: Progress<Dynamic>) -> Step {
+    fn user_type(&self) -> Option<&UserType> {
+        match self.role {
+            Role::User(kind) => self.shared.compiled.users.get(kind),
+            Role::Hook(_) => None,
+        }
+    }
+
+    /// Chooses the next task: from the innermost group the user is in, by
+    /// weight or in order; choosing a group enters it and chooses inside.
+    fn pick_task(&mut self) -> Option<String> {
+        let Role::User(kind) = self.role else {
+            return None;
+        };
+        let shared = self.shared.clone();
+        let user = &shared.compiled.users[kind];
+        // Bounded: each round enters one more group, and groups nest only
+        // as deep as the scenario wrote them.
+        for _ in 0..64 {
+            let kind = match self.groups.last_mut() {
+                Some(active) => {
+                    let group = active.group.clone();
+                    let task = pick(
+                        &group.tasks,
+                        group.sequential,
+                        &mut active.next,
+                        &mut self.ctx.rng,
+                    );
+                    task.kind.clone()
+                }
+                None => pick(&user.tasks, user.sequential, &mut self.next_task, &mut self.ctx.rng)
+                    .kind
+                    .clone(),
+            };
+            match kind {
+                TaskKind::Function(name) => return Some(name),
+                TaskKind::Group(group) => self.groups.push(ActiveGroup { group, next: 0 }),
+            }
+        }
+        None
+    }
+
+    fn progress(&mut self, progress: Progress<Finished>) -> Step {
         match progress {
             Progress::Step(step) => step,
-            Progress::Finished((outcome, this)) => {
+            Progress::Finished((outcome, (this, value))) => {
                 self.this = Some(this);
+                if matches!(self.role, Role::Hook(_)) && outcome == Outcome::Completed {
+                    self.result = rhai::serde::from_dynamic::<serde_json::Value>(&value)
+                        .ok()
+                        .filter(|v| !v.is_null())
+                        .map(|v| v.to_string());
+                }
+                if self.ctx.interrupt {
+                    self.ctx.interrupt = false;
+                    self.groups.pop();
+                }
+                if self.ctx.stop_user {
+                    return Step::Done(Outcome::StopUser);
+                }
                 Step::Done(outcome)
             }
         }
@@ -168,11 +364,13 @@ impl ScriptUser {
                     (),
                 )
             };
-            let outcome = match result {
-                Ok(_) => Outcome::Completed,
-                Err(e) => outcome_of(&shared.compiled, &shared.file, &function, &e),
-            };
-            (outcome, this)
+            match result {
+                Ok(value) => (Outcome::Completed, (this, value)),
+                Err(e) => (
+                    outcome_of(&shared.compiled, &shared.file, &function, &e),
+                    (this, Dynamic::UNIT),
+                ),
+            }
         };
         match bridge::Work::start(&self.shared.stacks, body) {
             Ok((work, progress)) => {
@@ -187,6 +385,30 @@ impl ScriptUser {
     }
 }
 
+/// Picks one of `tasks`: the next in order when `sequential`, else by
+/// weight.
+fn pick<'a>(
+    tasks: &'a [TaskDef],
+    sequential: bool,
+    next: &mut usize,
+    rng: &mut fastrand::Rng,
+) -> &'a TaskDef {
+    if sequential {
+        let task = &tasks[*next % tasks.len()];
+        *next = (*next + 1) % tasks.len();
+        return task;
+    }
+    let total: u32 = tasks.iter().map(|t| t.weight).sum();
+    let mut at = rng.u32(0..total.max(1));
+    for task in tasks {
+        if at < task.weight {
+            return task;
+        }
+        at -= task.weight;
+    }
+    &tasks[0]
+}
+
 /// How a script call of `function` that returned an error ended.
 fn outcome_of(compiled: &Compiled, file: &str, function: &str, e: &EvalAltResult) -> Outcome {
     let (inner, message, mut pos) = innermost(e);
@@ -196,7 +418,13 @@ fn outcome_of(compiled: &Compiled, file: &str, function: &str, e: &EvalAltResult
         pos = compiled.function_position(function);
     }
     let message = match inner {
-        EvalAltResult::ErrorTerminated(..) => return Outcome::Aborted,
+        EvalAltResult::ErrorTerminated(value, _) => {
+            return if value.clone().into_string().is_ok_and(|s| s == STOP_USER) {
+                Outcome::StopUser
+            } else {
+                Outcome::Aborted
+            };
+        }
         EvalAltResult::ErrorStackOverflow(_) => format!(
             "call stack too deep in {function}(): more than {} nested calls (runaway recursion?)",
             bridge::MAX_CALL_LEVELS
@@ -214,25 +442,31 @@ fn outcome_of(compiled: &Compiled, file: &str, function: &str, e: &EvalAltResult
 
 impl VirtualUser for ScriptUser {
     fn start(&mut self, work: Work) -> Step {
-        match work {
-            Work::Task => {
-                let function = self.pick_task();
-                swap_rng(&mut self.rng);
-                let step = self.run_function(function);
-                swap_rng(&mut self.rng);
-                step
+        let function = match (work, self.role) {
+            (Work::Task, Role::User(_)) => {
+                self.task_started = Instant::now();
+                self.pick_task()
             }
-            // Start and stop hooks come with the full scenario language.
-            Work::OnStart | Work::OnStop => Step::Done(Outcome::Completed),
-        }
+            (Work::OnStart, Role::User(_)) => self.user_type().and_then(|u| u.on_start.clone()),
+            (Work::OnStop, Role::User(_)) => self.user_type().and_then(|u| u.on_stop.clone()),
+            (Work::OnStart, Role::Hook(name)) => Some(name.to_string()),
+            (_, Role::Hook(_)) => None,
+        };
+        let Some(function) = function else {
+            return Step::Done(Outcome::Completed);
+        };
+        swap_ctx(&mut self.ctx);
+        let step = self.run_function(function);
+        swap_ctx(&mut self.ctx);
+        step
     }
 
     fn resume(&mut self, input: Resume) -> Step {
         match self.work.take() {
             Some(work) => {
-                swap_rng(&mut self.rng);
+                swap_ctx(&mut self.ctx);
                 let (work, progress) = work.resume(&self.shared.stacks, input);
-                swap_rng(&mut self.rng);
+                swap_ctx(&mut self.ctx);
                 self.work = work;
                 self.progress(progress)
             }
@@ -241,36 +475,73 @@ impl VirtualUser for ScriptUser {
     }
 
     fn wait_time(&mut self) -> Duration {
-        let wait = self.user_type().wait;
-        wait.sample(self.rng.f64())
+        let wait = self
+            .groups
+            .iter()
+            .rev()
+            .find_map(|g| g.group.wait)
+            .or_else(|| self.user_type().map(|u| u.wait))
+            .unwrap_or(WaitTime::None);
+        wait.after(self.task_started.elapsed(), self.ctx.rng.f64())
+    }
+
+    fn result(&mut self) -> Option<String> {
+        self.result.take()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::language::{TaskDef, WaitTime};
     use rhai::Position;
 
-    fn user(weight: u32) -> UserType {
+    fn user(weight: u32, fixed_count: Option<u64>) -> UserType {
         UserType {
             name: format!("u{weight}"),
             weight,
+            fixed_count,
             wait: WaitTime::None,
             tasks: vec![TaskDef {
-                function: "t".into(),
+                kind: TaskKind::Function("t".into()),
                 weight: 1,
+                tags: Vec::new(),
             }],
+            sequential: false,
+            on_start: None,
+            on_stop: None,
+            host: None,
             position: Position::NONE,
         }
     }
 
     #[test]
     fn type_cycle_follows_weights_and_interleaves() {
-        assert_eq!(type_cycle(&[user(3), user(1)]), vec![0, 0, 1, 0]);
-        assert_eq!(type_cycle(&[user(2), user(2)]), vec![0, 1]);
-        let cycle = type_cycle(&[user(5), user(3), user(2)]);
+        assert_eq!(type_cycle(&[user(3, None), user(1, None)]), vec![0, 0, 1, 0]);
+        assert_eq!(type_cycle(&[user(2, None), user(2, None)]), vec![0, 1]);
+        let cycle = type_cycle(&[user(5, None), user(3, None), user(2, None)]);
         assert_eq!(cycle.len(), 10);
         assert_eq!(cycle.iter().filter(|&&i| i == 1).count(), 3);
+        assert_eq!(type_cycle(&[user(1, Some(2)), user(1, None)]), vec![1]);
+        assert!(type_cycle(&[user(1, Some(2))]).is_empty());
+    }
+
+    #[test]
+    fn sequential_picks_go_round_in_order_and_weights_are_followed() {
+        let task = |name: &str, weight| TaskDef {
+            kind: TaskKind::Function(name.into()),
+            weight,
+            tags: Vec::new(),
+        };
+        let tasks = vec![task("a", 3), task("b", 1)];
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut next = 0;
+        let order: Vec<String> = (0..5)
+            .map(|_| pick(&tasks, true, &mut next, &mut rng).label())
+            .collect();
+        assert_eq!(order, ["a()", "b()", "a()", "b()", "a()"]);
+        let a = (0..40_000)
+            .filter(|_| pick(&tasks, false, &mut next, &mut rng).label() == "a()")
+            .count();
+        assert!((29_400..=30_600).contains(&a), "{a}");
     }
 }

@@ -10,7 +10,7 @@ use blast_proto::FailureKind;
 
 use super::connection::{Connection, ExchangeError, IoBufs, Stream, io_failure};
 use super::origin::{Origin, Scheme};
-use super::{Limits, Request, ResponseHead, write_request};
+use super::{CookieJar, Limits, Request, ResponseHead, is_redirect, write_request};
 use crate::runtime::{self, Signal};
 
 /// A response as a user sees it. A request that failed without an answer
@@ -83,6 +83,10 @@ impl ClientShared {
 pub(crate) struct HttpClient {
     /// Kept-alive connections, by origin index.
     conns: Vec<Option<Connection>>,
+    /// The user's cookies.
+    pub(crate) cookies: CookieJar,
+    /// The `Cookie` header being built (kept for its capacity).
+    cookie_header: String,
 }
 
 impl HttpClient {
@@ -100,13 +104,32 @@ impl HttpClient {
         }
         let mut bufs = shared.take_bufs();
         bufs.write.clear();
-        let written = if origin.base_path.is_empty() {
-            write_request(&mut bufs.write, req, &origin.host_header)
+        let full_path = if origin.base_path.is_empty() || req.raw_path {
+            None
         } else {
             // A base path from the host URL goes before the request's path.
-            let mut prefixed = req.clone();
-            prefixed.path = format!("{}{}", origin.base_path, req.path);
-            write_request(&mut bufs.write, &prefixed, &origin.host_header)
+            Some(format!("{}{}", origin.base_path, req.path))
+        };
+        let path = full_path.as_deref().unwrap_or(&req.path);
+        if self.cookies.is_empty() {
+            self.cookie_header.clear();
+        } else {
+            let secure = origin.scheme == Scheme::Https;
+            self.cookies
+                .header_for(req.origin, secure, path, &mut self.cookie_header);
+        }
+        let written = match &full_path {
+            None => write_request(&mut bufs.write, req, &origin.host_header, &self.cookie_header),
+            Some(full) => {
+                let mut prefixed = req.clone();
+                prefixed.path.clone_from(full);
+                write_request(
+                    &mut bufs.write,
+                    &prefixed,
+                    &origin.host_header,
+                    &self.cookie_header,
+                )
+            }
         };
         if written.is_err() {
             shared.give_back(bufs);
@@ -171,11 +194,19 @@ impl HttpClient {
         response.elapsed = started.elapsed();
         match outcome {
             Some(Ok(())) => {
-                response.status = bufs.parser.head().status;
+                let head = bufs.parser.head();
+                response.status = head.status;
                 response.body_len = bufs.parser.body_len();
                 response.body_cut = bufs.parser.body_cut();
-                if keep {
+                if head.headers.get("set-cookie").is_some() {
+                    let path = full_path.as_deref().unwrap_or(&req.path);
+                    self.cookies.store(req.origin, path, &head.headers);
+                }
+                // A redirect's head is kept for its Location.
+                if keep || (req.follow_redirects && is_redirect(head.status)) {
                     response.head = bufs.parser.take_head();
+                }
+                if keep {
                     response.body = body;
                 }
             }

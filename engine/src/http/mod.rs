@@ -3,11 +3,15 @@
 
 mod client;
 mod connection;
+mod cookies;
 mod origin;
+mod redirect;
 mod request;
 mod response;
 
 pub use client::Response;
+pub use cookies::CookieJar;
+pub use redirect::{MAX_REDIRECTS, follow, is_redirect};
 pub(crate) use client::{ClientShared, HttpClient};
 pub use origin::{Origin, OriginError, Scheme, tls_config};
 pub use request::{Request, RequestError, write_request};

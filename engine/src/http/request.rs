@@ -28,6 +28,41 @@ pub struct Request {
     pub timeout: Option<Duration>,
     /// Keep the body for the script (up to the limit), or only count it.
     pub keep_body: bool,
+    /// Status codes that count as success; empty: any status below 400.
+    pub expect: Vec<u16>,
+    /// Follow 3xx redirects (recorded as one request, under this name).
+    pub follow_redirects: bool,
+    /// `path` is the full path on the origin: the origin's base path is not
+    /// put before it (set for redirect targets).
+    pub raw_path: bool,
+}
+
+impl Request {
+    /// A GET of `path` on origin 0, named after the path, with defaults.
+    pub fn get(path: &str) -> Request {
+        Request {
+            method: Method::Get,
+            origin: 0,
+            path: path.to_string(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            name: path.to_string(),
+            timeout: None,
+            keep_body: false,
+            expect: Vec::new(),
+            follow_redirects: true,
+            raw_path: false,
+        }
+    }
+
+    /// Whether a response with `status` counts as success.
+    pub fn accepts(&self, status: u16) -> bool {
+        if self.expect.is_empty() {
+            status < 400
+        } else {
+            self.expect.contains(&status)
+        }
+    }
 }
 
 /// A request that cannot be written.
@@ -49,7 +84,9 @@ const USER_AGENT: &[u8] =
 /// Most digits a `usize` takes in decimal.
 const MAX_DECIMAL_DIGITS: usize = 20;
 
-/// Appends `req` to `out` as HTTP/1.1, with `Host: host`.
+/// Appends `req` to `out` as HTTP/1.1, with `Host: host` and, when
+/// `cookie` is not empty, `Cookie: cookie` (the user's jar; checked like
+/// any header).
 ///
 /// In order: the request line; `Host` unless the request's headers hold
 /// one; the request's headers as given; `Content-Length` when the body is
@@ -60,7 +97,12 @@ const MAX_DECIMAL_DIGITS: usize = 20;
 ///
 /// Everything is checked before anything is written: on error `out` is
 /// left as it was. `out` grows at most once.
-pub fn write_request(out: &mut Vec<u8>, req: &Request, host: &str) -> Result<(), RequestError> {
+pub fn write_request(
+    out: &mut Vec<u8>,
+    req: &Request,
+    host: &str,
+    cookie: &str,
+) -> Result<(), RequestError> {
     if !is_valid_path(req.path.as_bytes()) {
         return Err(RequestError::InvalidPath);
     }
@@ -87,6 +129,12 @@ pub fn write_request(out: &mut Vec<u8>, req: &Request, host: &str) -> Result<(),
         }
         len += b"Host: \r\n".len() + host.len();
     }
+    if !cookie.is_empty() {
+        if !is_field_value(cookie.as_bytes()) {
+            return Err(RequestError::InvalidHeader("Cookie".to_string()));
+        }
+        len += b"Cookie: \r\n".len() + cookie.len();
+    }
     let content_length = !has_framing
         && (!req.body.is_empty()
             || matches!(req.method, Method::Post | Method::Put | Method::Patch));
@@ -112,6 +160,11 @@ pub fn write_request(out: &mut Vec<u8>, req: &Request, host: &str) -> Result<(),
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !cookie.is_empty() {
+        out.extend_from_slice(b"Cookie: ");
+        out.extend_from_slice(cookie.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if content_length {
@@ -208,10 +261,31 @@ mod tests {
             name: path.to_string(),
             timeout: None,
             keep_body: false,
+            expect: Vec::new(),
+            follow_redirects: true,
+            raw_path: false,
         }
     }
 
     const UA: &str = concat!("User-Agent: blast/", env!("CARGO_PKG_VERSION"), "\r\n");
+
+    #[test]
+    fn cookies_go_in_one_checked_header() {
+        let req = request(Method::Get, "/", &[], b"");
+        let mut out = Vec::new();
+        write_request(&mut out, &req, "h", "a=1; b=2").unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\r\nCookie: a=1; b=2\r\n"), "{text}");
+        assert!(write_request(&mut Vec::new(), &req, "h", "a=1\r\nX: y").is_err());
+    }
+
+    #[test]
+    fn expect_decides_success() {
+        let mut req = Request::get("/");
+        assert!(req.accepts(200) && req.accepts(302) && !req.accepts(404));
+        req.expect = vec![404];
+        assert!(req.accepts(404) && !req.accepts(200));
+    }
 
     #[test]
     fn writes_exact_bytes() {
@@ -305,7 +379,7 @@ mod tests {
         ];
         for (what, req, want) in cases {
             let mut out = b"previous".to_vec();
-            write_request(&mut out, req, "example.com").unwrap();
+            write_request(&mut out, req, "example.com", "").unwrap();
             assert_eq!(String::from_utf8_lossy(&out[8..]), *want, "{what}");
             assert_eq!(&out[..8], b"previous", "{what}: appends");
         }
@@ -315,7 +389,7 @@ mod tests {
     fn large_body_length_is_exact() {
         let req = request(Method::Post, "/", &[], &vec![b'x'; 1_234_567]);
         let mut out = Vec::new();
-        write_request(&mut out, &req, "h").unwrap();
+        write_request(&mut out, &req, "h", "").unwrap();
         let text = String::from_utf8_lossy(&out[..100]);
         assert!(text.contains("\r\nContent-Length: 1234567\r\n"), "{text}");
         assert_eq!(out.len(), out.capacity().min(out.len()));
@@ -339,7 +413,7 @@ mod tests {
         for &(name, value) in bad_headers {
             let req = request(Method::Get, "/", &[("Ok", "1"), (name, value)], b"");
             let mut out = b"kept".to_vec();
-            let err = write_request(&mut out, &req, "h").unwrap_err();
+            let err = write_request(&mut out, &req, "h", "").unwrap_err();
             assert!(
                 matches!(&err, RequestError::InvalidHeader(n) if n == name),
                 "{name:?}: {err}"
@@ -348,7 +422,7 @@ mod tests {
         }
         let req = request(Method::Get, "/", &[], b"");
         assert!(matches!(
-            write_request(&mut Vec::new(), &req, "h\r\nX: 1"),
+            write_request(&mut Vec::new(), &req, "h\r\nX: 1", ""),
             Err(RequestError::InvalidHeader(_))
         ));
 
@@ -368,7 +442,7 @@ mod tests {
             let mut out = Vec::new();
             assert!(
                 matches!(
-                    write_request(&mut out, &req, "h"),
+                    write_request(&mut out, &req, "h", ""),
                     Err(RequestError::InvalidPath)
                 ),
                 "{path:?}"
