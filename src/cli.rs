@@ -66,7 +66,12 @@ pub struct RunArgs {
     #[arg(short = 'T', long = "tags", value_delimiter = ',', value_name = "TAG")]
     pub tags: Vec<String>,
     /// Leave out tasks with one of these tags (comma-separated or repeated).
-    #[arg(short = 'E', long = "exclude-tags", value_delimiter = ',', value_name = "TAG")]
+    #[arg(
+        short = 'E',
+        long = "exclude-tags",
+        value_delimiter = ',',
+        value_name = "TAG"
+    )]
     pub exclude_tags: Vec<String>,
     /// Write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -120,7 +125,12 @@ pub struct CheckArgs {
     #[arg(short = 'T', long = "tags", value_delimiter = ',', value_name = "TAG")]
     pub tags: Vec<String>,
     /// Show the ratios without tasks with one of these tags.
-    #[arg(short = 'E', long = "exclude-tags", value_delimiter = ',', value_name = "TAG")]
+    #[arg(
+        short = 'E',
+        long = "exclude-tags",
+        value_delimiter = ',',
+        value_name = "TAG"
+    )]
     pub exclude_tags: Vec<String>,
 }
 

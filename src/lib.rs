@@ -285,7 +285,10 @@ fn describe_tasks(out: &mut String, tasks: &[TaskDef], sequential: bool, of: f64
             }
             TaskKind::Group(group) => {
                 let order = if group.sequential { ", sequential" } else { "" };
-                let wait = group.wait.map(|w| format!(", wait {w}")).unwrap_or_default();
+                let wait = group
+                    .wait
+                    .map(|w| format!(", wait {w}"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
                     "{indent}{:6.1}%  group  (weight {}{order}{wait}){tags}",

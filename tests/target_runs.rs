@@ -51,46 +51,6 @@ fn users_spawn_at_the_global_rate_and_counts_match_the_target() {
 }
 
 #[test]
-fn every_example_runs_without_script_errors() {
-    let _one = exclusive();
-    let target = target();
-    let url = format!("http://{}", target.addr());
-    let dir = blast::examples_dir();
-    let mut ran_any = false;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "rhai") {
-            continue;
-        }
-        let scratch = Scratch::new();
-        let copy = scratch.file(
-            path.file_name().unwrap().to_str().unwrap(),
-            &std::fs::read_to_string(&path).unwrap(),
-        );
-        let (_, summary) = run_json(
-            &copy,
-            &url,
-            &["-u", "10", "-r", "20", "-t", "3s", "--cores", "1"],
-        );
-        assert_eq!(
-            summary["errors"],
-            serde_json::json!([]),
-            "{}: {summary:#}",
-            path.display()
-        );
-        assert_eq!(
-            summary["total"]["failures"],
-            0,
-            "{}: {summary:#}",
-            path.display()
-        );
-        assert!(total_requests(&summary) > 0, "{}", path.display());
-        ran_any = true;
-    }
-    assert!(ran_any, "no example found in {}", dir.display());
-}
-
-#[test]
 fn demo_runs_the_quickstart_against_the_built_in_target() {
     let _one = exclusive();
     let scratch = Scratch::new();

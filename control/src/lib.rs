@@ -26,8 +26,8 @@ pub use plan::RunPlan;
 pub use run::{InProcessNode, NodeHandle, RunError, RunOutcome, RunState, run};
 pub use stats::{Health, HistoryPoint, RunStats};
 pub use summary::{
-    CheckSummary, EndpointSummary, ErrorSummary, FailureSummary, HealthSummary, PERCENTILES, Parameters, Summary,
-    percentile_label,
+    CheckSummary, EndpointSummary, ErrorSummary, FailureSummary, HealthSummary, PERCENTILES,
+    Parameters, Summary, percentile_label,
 };
 
 use blast_engine::NodeConfig;
@@ -48,9 +48,7 @@ pub fn run_local(plan: &RunPlan, interrupted: Arc<AtomicBool>) -> Result<RunOutc
         timeout: plan.timeout,
         stop_timeout: plan.stop_timeout,
         report_interval: REPORT_INTERVAL,
-        scenario: plan
-            .scenario
-            .builder(&origins, plan.seed, plan.cores),
+        scenario: plan.scenario.builder(&origins, plan.seed, plan.cores),
     };
     let node = InProcessNode::start(config)?;
     if !node.pinned() {

@@ -101,8 +101,18 @@ impl RunStats {
         if !delta.last {
             self.users = delta.users;
         }
-        let requests = delta.entries.iter().filter(|e| is_request(e)).map(|e| e.requests).sum();
-        let failures = delta.entries.iter().filter(|e| is_request(e)).map(|e| e.failures).sum();
+        let requests = delta
+            .entries
+            .iter()
+            .filter(|e| is_request(e))
+            .map(|e| e.requests)
+            .sum();
+        let failures = delta
+            .entries
+            .iter()
+            .filter(|e| is_request(e))
+            .map(|e| e.failures)
+            .sum();
         self.history.push(HistoryPoint {
             at_ms: delta.at_ms,
             users: delta.users,
@@ -177,11 +187,7 @@ impl RunStats {
         });
         // Custom timings (`metric()`) are not requests: they have their own
         // rows but stay out of the total, which counts what servers saw.
-        for e in self
-            .totals
-            .values()
-            .filter(|e| is_request(e))
-        {
+        for e in self.totals.values().filter(|e| is_request(e)) {
             all.merge(e);
         }
         all

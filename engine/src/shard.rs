@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use blast_proto::{FailureKind, StatsDelta};
 
 use crate::http::{
-    ClientShared, HttpClient, Limits, MAX_REDIRECTS, Origin, Request, Response, follow,
-    is_redirect,
+    ClientShared, HttpClient, Limits, MAX_REDIRECTS, Origin, Request, Response, follow, is_redirect,
 };
 use crate::runtime::{self, Signal, Task};
 use crate::stats::ShardStats;
@@ -316,7 +315,9 @@ fn flush(shard: &Shard, pending: &mut Option<Pending>) {
             &p.name,
             p.elapsed,
             p.bytes,
-            p.failure.as_ref().map(|(kind, message)| (*kind, message.as_str())),
+            p.failure
+                .as_ref()
+                .map(|(kind, message)| (*kind, message.as_str())),
         );
     }
 }
@@ -357,10 +358,13 @@ async fn drive(
                 Resume::Woke
             }
             Step::Metric { name, elapsed } => {
-                shard
-                    .stats
-                    .borrow_mut()
-                    .record(blast_proto::Method::Metric, &name, elapsed, 0, None);
+                shard.stats.borrow_mut().record(
+                    blast_proto::Method::Metric,
+                    &name,
+                    elapsed,
+                    0,
+                    None,
+                );
                 Resume::Woke
             }
             Step::Reclassify(failure) => {

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use blast_proto::{
-    CheckDelta, EntryDelta, EntryKey, FailureDelta, FailureKind, Method, ScriptErrorDelta, StatsDelta,
+    CheckDelta, EntryDelta, EntryKey, FailureDelta, FailureKind, Method, ScriptErrorDelta,
+    StatsDelta,
 };
 
 const METHODS: usize = 8;

@@ -17,7 +17,6 @@ mod stats;
 pub use failure::FailureKind;
 pub use method::Method;
 pub use stats::{
-    CheckDelta, merge_checks,
-    EntryDelta, EntryKey, FailureDelta, LatencyHistogram, ScriptErrorDelta, StatsDelta,
-    merge_errors, merge_failures, new_histogram,
+    CheckDelta, EntryDelta, EntryKey, FailureDelta, LatencyHistogram, ScriptErrorDelta, StatsDelta,
+    merge_checks, merge_errors, merge_failures, new_histogram,
 };

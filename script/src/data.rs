@@ -93,8 +93,8 @@ fn json_lines(text: &str, name: &str) -> Result<Vec<Map>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| format!("{name}:{}: not JSON: {e}", i + 1))?;
+        let value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("{name}:{}: not JSON: {e}", i + 1))?;
         if !value.is_object() {
             return Err(format!("{name}:{}: each line must be a JSON object", i + 1));
         }
@@ -131,10 +131,13 @@ fn csv(text: &str, name: &str) -> Result<Vec<Map>, String> {
     Ok(rows)
 }
 
+/// A CSV record: the line it starts on, and its fields.
+type Record = (usize, Vec<String>);
+
 /// RFC 4180 records with the line each starts on: fields separated by
 /// commas, optionally double-quoted (`""` inside quotes is a quote),
 /// records ended by LF or CRLF.
-fn parse_csv(text: &str) -> Result<Vec<(usize, Vec<String>)>, (usize, &'static str)> {
+fn parse_csv(text: &str) -> Result<Vec<Record>, (usize, &'static str)> {
     let mut records = Vec::new();
     let mut fields = Vec::new();
     let mut field = String::new();

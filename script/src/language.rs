@@ -161,7 +161,11 @@ pub(crate) fn err(message: impl Into<String>, pos: Position) -> Box<EvalAltResul
     ))
 }
 
-pub(crate) fn number(value: &Dynamic, what: &str, pos: Position) -> Result<f64, Box<EvalAltResult>> {
+pub(crate) fn number(
+    value: &Dynamic,
+    what: &str,
+    pos: Position,
+) -> Result<f64, Box<EvalAltResult>> {
     value
         .as_float()
         .or_else(|_| value.as_int().map(|i| i as f64))
@@ -268,7 +272,11 @@ fn wait_of(value: &Dynamic, pos: Position) -> Result<WaitTime, Box<EvalAltResult
     }
 }
 
-fn hook_of(value: Dynamic, what: &str, pos: Position) -> Result<Option<String>, Box<EvalAltResult>> {
+fn hook_of(
+    value: Dynamic,
+    what: &str,
+    pos: Position,
+) -> Result<Option<String>, Box<EvalAltResult>> {
     if value.is_unit() {
         return Ok(None);
     }
@@ -278,8 +286,7 @@ fn hook_of(value: Dynamic, what: &str, pos: Position) -> Result<Option<String>, 
     Ok(Some(function_name(&f, what, pos)?))
 }
 
-const USER_OPTIONS: &str =
-    "weight, fixed_count, wait, tasks, sequential, on_start, on_stop, host";
+const USER_OPTIONS: &str = "weight, fixed_count, wait, tasks, sequential, on_start, on_stop, host";
 
 /// Reads `user(name, options)`.
 fn user_of(name: &str, options: Map, pos: Position) -> Result<UserType, Box<EvalAltResult>> {
@@ -607,16 +614,16 @@ fn register_utilities(engine: &mut Engine, context: &EngineContext) {
     engine.register_fn(
         "check",
         |ctx: NativeCallContext, passed: bool, name: &str| -> Result<bool, Box<EvalAltResult>> {
-        in_user(
-            Step::Check {
-                name: name.to_string(),
-                passed,
-            },
-            "check()",
-            ctx.call_position(),
-        )?;
-        Ok(passed)
-    },
+            in_user(
+                Step::Check {
+                    name: name.to_string(),
+                    passed,
+                },
+                "check()",
+                ctx.call_position(),
+            )?;
+            Ok(passed)
+        },
     );
     engine.register_fn(
         "metric",
@@ -650,9 +657,7 @@ fn register_utilities(engine: &mut Engine, context: &EngineContext) {
     engine.register_fn("interrupt", || with_ctx(|c| c.interrupt = true));
     let feeds = context.feeds.clone();
     engine.register_fn("feed", move |ctx: NativeCallContext, file: &str| {
-        feeds
-            .next(file)
-            .map_err(|e| err(e, ctx.call_position()))
+        feeds.next(file).map_err(|e| err(e, ctx.call_position()))
     });
     let data = context.test_data.clone();
     engine.register_fn("test_data", move || data.borrow().clone());
@@ -670,7 +675,10 @@ mod tests {
         assert_eq!(WaitTime::Between(1.0, 3.0).after(ms(5), 0.5), ms(2000));
         assert_eq!(WaitTime::ConstantPacing(1.0).after(ms(300), 0.5), ms(700));
         assert_eq!(WaitTime::ConstantPacing(1.0).after(ms(1300), 0.5), ms(0));
-        assert_eq!(WaitTime::ConstantThroughput(4.0).after(ms(50), 0.5), ms(200));
+        assert_eq!(
+            WaitTime::ConstantThroughput(4.0).after(ms(50), 0.5),
+            ms(200)
+        );
         let mean: f64 = (0..10_000)
             .map(|i| WaitTime::Poisson(2.0).after(ms(0), (f64::from(i) + 0.5) / 10_000.0))
             .map(|d| d.as_secs_f64())

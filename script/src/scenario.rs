@@ -185,7 +185,15 @@ impl TagFilter {
 
 /// Names the language gives scripts besides registered functions.
 const KEYWORD_FUNCTIONS: &[&str] = &[
-    "Fn", "call", "curry", "type_of", "print", "debug", "is_def_fn", "is_def_var", "is_shared",
+    "Fn",
+    "call",
+    "curry",
+    "type_of",
+    "print",
+    "debug",
+    "is_def_fn",
+    "is_def_var",
+    "is_shared",
     "eval",
 ];
 
@@ -248,7 +256,10 @@ fn check_calls(file: &str, engine: &Engine, ast: &AST) -> Result<(), ScenarioErr
                 call.namespace.root() == "http" && !HTTP_FUNCTIONS.contains(&name)
             } else {
                 !known.contains(name)
-                    && name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                    && name
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_alphabetic() || c == '_')
             };
             if missing {
                 let qualified = if call.is_qualified() {
@@ -270,7 +281,9 @@ fn check_calls(file: &str, engine: &Engine, ast: &AST) -> Result<(), ScenarioErr
         None => did_you_mean(&name, known.iter().map(String::as_str))
             .map(|k| format!(" (did you mean {k}?)")),
     }
-    .unwrap_or_else(|| " (define it with `fn`, or see docs/scenario.md for blast's functions)".into());
+    .unwrap_or_else(|| {
+        " (define it with `fn`, or see docs/scenario.md for blast's functions)".into()
+    });
     Err(script_error(
         file,
         format!("unknown function {name}(){hint}"),
@@ -583,8 +596,13 @@ impl Scenario {
                         .map_or(0, |i| (i + 1) as u16)
                 })
                 .collect();
-            Ok(Box::new(ShardScript::new(&file, compiled, seed, type_origins))
-                as Box<dyn ShardScenario>)
+            Ok(Box::new(ShardScript::new(
+                &file,
+                compiled,
+                seed,
+                type_origins,
+                shards,
+            )) as Box<dyn ShardScenario>)
         })
     }
 }

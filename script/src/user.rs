@@ -77,6 +77,8 @@ struct Shared {
     fixed: Vec<(usize, u64)>,
     /// Origin index of each user type.
     origins: Vec<u16>,
+    /// Shards in the run (users are dealt to shards by index).
+    shards: u64,
     stacks: StackPool,
     seed: u64,
 }
@@ -101,7 +103,10 @@ fn type_cycle(users: &[UserType]) -> Vec<usize> {
     }
     // Weights are capped at 1e6 each; reduce by their common divisor.
     let divisor = weighted.iter().map(|&(_, w)| w).fold(0, gcd);
-    let weights: Vec<i64> = weighted.iter().map(|&(_, w)| (w / divisor) as i64).collect();
+    let weights: Vec<i64> = weighted
+        .iter()
+        .map(|&(_, w)| (w / divisor) as i64)
+        .collect();
     let sum: i64 = weights.iter().sum();
     let mut current = vec![0i64; weights.len()];
     let mut cycle = Vec::with_capacity(sum as usize);
@@ -124,7 +129,13 @@ fn gcd(a: u64, b: u64) -> u64 {
 
 impl ShardScript {
     /// `origins[t]` is the origin index of user type `t`.
-    pub(crate) fn new(file: &str, compiled: Compiled, seed: u64, origins: Vec<u16>) -> ShardScript {
+    pub(crate) fn new(
+        file: &str,
+        compiled: Compiled,
+        seed: u64,
+        origins: Vec<u16>,
+        shards: usize,
+    ) -> ShardScript {
         let cycle = type_cycle(&compiled.users);
         let fixed = compiled
             .users
@@ -139,6 +150,7 @@ impl ShardScript {
                 cycle,
                 fixed,
                 origins,
+                shards: shards.max(1) as u64,
                 stacks: StackPool::default(),
                 seed,
             }),
@@ -148,6 +160,12 @@ impl ShardScript {
     /// The user type of the user with run-wide `index`: fixed-count types
     /// first, then the weighted cycle; `None` when the index is past every
     /// fixed count and no type is weighted.
+    ///
+    /// User `k` runs on shard `k mod shards`. Each shard walks the cycle in
+    /// order from its own offset, so every shard holds the types in their
+    /// proportions (shards that run at different speeds do not skew the
+    /// types' shares of the work) and any prefix of users run-wide does
+    /// too.
     fn type_of(&self, index: u64) -> Option<usize> {
         let shared = &self.shared;
         let mut rest = index;
@@ -160,7 +178,10 @@ impl ShardScript {
         if shared.cycle.is_empty() {
             return None;
         }
-        Some(shared.cycle[(rest % shared.cycle.len() as u64) as usize])
+        let len = shared.cycle.len() as u64;
+        let shard = rest % shared.shards;
+        let offset = shard * len / shared.shards;
+        Some(shared.cycle[((rest / shared.shards + offset) % len) as usize])
     }
 
     fn rng_for(&self, index: u64) -> fastrand::Rng {
@@ -308,9 +329,14 @@ impl ScriptUser {
                     );
                     task.kind.clone()
                 }
-                None => pick(&user.tasks, user.sequential, &mut self.next_task, &mut self.ctx.rng)
-                    .kind
-                    .clone(),
+                None => pick(
+                    &user.tasks,
+                    user.sequential,
+                    &mut self.next_task,
+                    &mut self.ctx.rng,
+                )
+                .kind
+                .clone(),
             };
             match kind {
                 TaskKind::Function(name) => return Some(name),
@@ -516,7 +542,10 @@ mod tests {
 
     #[test]
     fn type_cycle_follows_weights_and_interleaves() {
-        assert_eq!(type_cycle(&[user(3, None), user(1, None)]), vec![0, 0, 1, 0]);
+        assert_eq!(
+            type_cycle(&[user(3, None), user(1, None)]),
+            vec![0, 0, 1, 0]
+        );
         assert_eq!(type_cycle(&[user(2, None), user(2, None)]), vec![0, 1]);
         let cycle = type_cycle(&[user(5, None), user(3, None), user(2, None)]);
         assert_eq!(cycle.len(), 10);

@@ -4,7 +4,7 @@
 //! It backs `blast target` ([`serve_forever`]), `blast demo` and the test
 //! suite ([`Target`], started in-process on a free port). Its endpoints
 //! (`/`, `/bytes/N`, `/delay/MS`, `/status/CODE`, `/login`, `/me`,
-//! `/logout`, `/items`, `/echo`, and the uncounted `/_blast/counts` and
+//! `/logout`, `/items`, `/redirect/N`, `/echo`, and the uncounted `/_blast/counts` and
 //! `/_blast/reset`) are listed in `routes.rs`. Every request it answers is
 //! counted by path and by method ([`Counts`]), and optionally appended to an
 //! access log.

@@ -89,12 +89,34 @@ pub(crate) fn route(parts: &Parts, body: &Bytes, shared: &Shared) -> Reply {
                 status(code)
             } else if let Some(id) = path.strip_prefix("/items/") {
                 items::respond(method, Some(id), body)
+            } else if let Some(hops) = path.strip_prefix("/redirect/") {
+                redirect(hops)
             } else {
                 reply::not_found()
             }
         }
     };
     Reply::Now(response)
+}
+
+/// `/redirect/N`: a 302 to `/redirect/N-1`, and `/redirect/0` to `/`, so
+/// a client following redirects makes N + 2 requests in all.
+fn redirect(hops: &str) -> Response<ResponseBody> {
+    let Ok(hops) = hops.parse::<u32>() else {
+        return reply::error(StatusCode::BAD_REQUEST, "redirect count must be a number\n");
+    };
+    let to = if hops == 0 {
+        "/".to_string()
+    } else {
+        format!("/redirect/{}", hops - 1)
+    };
+    let mut response = reply::empty(StatusCode::FOUND);
+    if let Ok(location) = hyper::header::HeaderValue::from_str(&to) {
+        response
+            .headers_mut()
+            .insert(hyper::header::LOCATION, location);
+    }
+    response
 }
 
 /// `/bytes/N[?chunked=1]`.

@@ -119,7 +119,12 @@ impl HttpClient {
                 .header_for(req.origin, secure, path, &mut self.cookie_header);
         }
         let written = match &full_path {
-            None => write_request(&mut bufs.write, req, &origin.host_header, &self.cookie_header),
+            None => write_request(
+                &mut bufs.write,
+                req,
+                &origin.host_header,
+                &self.cookie_header,
+            ),
             Some(full) => {
                 let mut prefixed = req.clone();
                 prefixed.path.clone_from(full);

@@ -43,14 +43,21 @@ impl CookieJar {
         self.store_at(origin, request_path, headers, SystemTime::now());
     }
 
-    fn store_at(&mut self, origin: u16, request_path: &str, headers: &HeaderBlock, now: SystemTime) {
+    fn store_at(
+        &mut self,
+        origin: u16,
+        request_path: &str,
+        headers: &HeaderBlock,
+        now: SystemTime,
+    ) {
         for value in headers.get_all("set-cookie") {
             let Ok(text) = std::str::from_utf8(value) else {
                 continue;
             };
             if let Some(cookie) = parse_set_cookie(origin, request_path, text, now) {
-                self.cookies
-                    .retain(|c| !(c.origin == origin && c.name == cookie.name && c.path == cookie.path));
+                self.cookies.retain(|c| {
+                    !(c.origin == origin && c.name == cookie.name && c.path == cookie.path)
+                });
                 // An expiry in the past deletes the cookie.
                 if cookie.expires.is_none_or(|t| t > now) {
                     if self.cookies.len() >= MAX_COOKIES {
@@ -68,7 +75,14 @@ impl CookieJar {
         self.header_at(origin, secure, path, out, SystemTime::now());
     }
 
-    fn header_at(&mut self, origin: u16, secure: bool, path: &str, out: &mut String, now: SystemTime) {
+    fn header_at(
+        &mut self,
+        origin: u16,
+        secure: bool,
+        path: &str,
+        out: &mut String,
+        now: SystemTime,
+    ) {
         out.clear();
         self.cookies.retain(|c| c.expires.is_none_or(|t| t > now));
         let path = path.split(['?', '#']).next().unwrap_or("/");
@@ -109,7 +123,8 @@ impl CookieJar {
 fn path_matches(cookie_path: &str, path: &str) -> bool {
     path == cookie_path
         || (path.starts_with(cookie_path)
-            && (cookie_path.ends_with('/') || path.as_bytes().get(cookie_path.len()) == Some(&b'/')))
+            && (cookie_path.ends_with('/')
+                || path.as_bytes().get(cookie_path.len()) == Some(&b'/')))
 }
 
 /// RFC 6265 §5.1.4 default-path: the request path up to its last `/`.
@@ -124,7 +139,12 @@ fn default_path(request_path: &str) -> String {
     }
 }
 
-fn parse_set_cookie(origin: u16, request_path: &str, text: &str, now: SystemTime) -> Option<Cookie> {
+fn parse_set_cookie(
+    origin: u16,
+    request_path: &str,
+    text: &str,
+    now: SystemTime,
+) -> Option<Cookie> {
     let mut parts = text.split(';');
     let (name, value) = parts.next()?.split_once('=')?;
     let name = name.trim();
@@ -191,7 +211,13 @@ mod tests {
         parser.take_head().headers
     }
 
-    fn header(jar: &mut CookieJar, origin: u16, secure: bool, path: &str, now: SystemTime) -> String {
+    fn header(
+        jar: &mut CookieJar,
+        origin: u16,
+        secure: bool,
+        path: &str,
+        now: SystemTime,
+    ) -> String {
         let mut out = String::new();
         jar.header_at(origin, secure, path, &mut out, now);
         out
@@ -204,12 +230,25 @@ mod tests {
         jar.store_at(
             0,
             "/login",
-            &headers(&["session=abc; Path=/; HttpOnly", "pref=\"x\"", "api=1; Path=/api"]),
+            &headers(&[
+                "session=abc; Path=/; HttpOnly",
+                "pref=\"x\"",
+                "api=1; Path=/api",
+            ]),
             now,
         );
-        assert_eq!(header(&mut jar, 0, false, "/me?x=1", now), "session=abc; pref=x");
-        assert_eq!(header(&mut jar, 0, false, "/api/items", now), "api=1; session=abc; pref=x");
-        assert_eq!(header(&mut jar, 0, false, "/apix", now), "session=abc; pref=x");
+        assert_eq!(
+            header(&mut jar, 0, false, "/me?x=1", now),
+            "session=abc; pref=x"
+        );
+        assert_eq!(
+            header(&mut jar, 0, false, "/api/items", now),
+            "api=1; session=abc; pref=x"
+        );
+        assert_eq!(
+            header(&mut jar, 0, false, "/apix", now),
+            "session=abc; pref=x"
+        );
         assert_eq!(header(&mut jar, 1, false, "/", now), "");
         assert_eq!(jar.get(0, "session"), Some("abc"));
     }
@@ -218,7 +257,12 @@ mod tests {
     fn cookies_are_replaced_expire_and_respect_secure() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let mut jar = CookieJar::default();
-        jar.store_at(0, "/", &headers(&["a=1", "s=1; Secure", "t=1; Max-Age=10"]), now);
+        jar.store_at(
+            0,
+            "/",
+            &headers(&["a=1", "s=1; Secure", "t=1; Max-Age=10"]),
+            now,
+        );
         assert_eq!(header(&mut jar, 0, false, "/", now), "a=1; t=1");
         assert_eq!(header(&mut jar, 0, true, "/", now), "a=1; s=1; t=1");
         jar.store_at(0, "/", &headers(&["a=2"]), now);
@@ -227,8 +271,13 @@ mod tests {
         assert_eq!(header(&mut jar, 0, false, "/", later), "a=2");
         jar.store_at(0, "/", &headers(&["a=gone; Max-Age=0"]), later);
         assert_eq!(header(&mut jar, 0, false, "/", later), "");
-        jar.store_at(0, "/", &headers(&["old=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT"]), later);
-        assert!(jar.is_empty());
+        jar.store_at(
+            0,
+            "/",
+            &headers(&["old=1; Expires=Thu, 01 Jan 1970 00:00:00 GMT"]),
+            later,
+        );
+        assert_eq!(header(&mut jar, 0, true, "/", later), "s=1");
         jar.store_at(0, "/", &headers(&["=novalue", "noequals", "ok=1"]), later);
         assert_eq!(header(&mut jar, 0, false, "/", later), "ok=1");
     }

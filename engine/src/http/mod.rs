@@ -10,10 +10,10 @@ mod request;
 mod response;
 
 pub use client::Response;
-pub use cookies::CookieJar;
-pub use redirect::{MAX_REDIRECTS, follow, is_redirect};
 pub(crate) use client::{ClientShared, HttpClient};
+pub use cookies::CookieJar;
 pub use origin::{Origin, OriginError, Scheme, tls_config};
+pub use redirect::{MAX_REDIRECTS, follow, is_redirect};
 pub use request::{Request, RequestError, write_request};
 pub use response::{
     BodyProgress, CodecError, Framing, HeaderBlock, Limits, MAX_HEADERS_CEILING, ResponseHead,

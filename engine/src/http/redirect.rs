@@ -89,7 +89,8 @@ fn full_path(origin: &Origin, request: &Request) -> String {
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 /// `authority/path` under `scheme`, on one of the run's origins.
@@ -156,14 +157,21 @@ mod tests {
         for (location, origin, path) in cases {
             let mut r = request(Method::Get, "/dir/page");
             follow(&o, &mut r, 302, location).unwrap();
-            assert_eq!((r.origin, r.path.as_str(), r.raw_path), (origin, path, true), "{location}");
+            assert_eq!(
+                (r.origin, r.path.as_str(), r.raw_path),
+                (origin, path, true),
+                "{location}"
+            );
         }
         let mut r = request(Method::Get, "/");
         assert_eq!(
             follow(&o, &mut r, 302, "http://elsewhere.test/"),
             Err(FailureKind::RedirectOffHost)
         );
-        assert_eq!(follow(&o, &mut r, 302, "ftp://x/"), Err(FailureKind::RedirectOffHost));
+        assert_eq!(
+            follow(&o, &mut r, 302, "ftp://x/"),
+            Err(FailureKind::RedirectOffHost)
+        );
     }
 
     #[test]

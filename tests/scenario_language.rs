@@ -1,0 +1,584 @@
+//! The scenario language, end to end: each capability runs against the
+//! built-in target, which counts (and logs, in order) what it was sent.
+
+use std::path::{Path, PathBuf};
+
+use crate::blast_cli::{
+    Ran, Scratch, assert_matches_schema, blast, endpoint, exclusive, failures, run_json,
+    total_requests,
+};
+use blast_target::{Counts, Target, TargetOptions};
+
+/// The built-in target, logging requests in order to `log` when given.
+fn start_target(log: Option<PathBuf>) -> Target {
+    Target::start(TargetOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        threads: 1,
+        access_log: log,
+    })
+    .expect("the built-in target starts")
+}
+
+/// Runs `source` against a fresh target; returns the run, its summary and
+/// the target's counts.
+fn run_scenario(
+    scratch: &Scratch,
+    source: &str,
+    args: &[&str],
+) -> (Ran, serde_json::Value, Counts) {
+    let target = start_target(None);
+    let scenario = scratch.file("scenario.rhai", source);
+    let url = format!("http://{}", target.addr());
+    let (ran, summary) = run_json(&scenario, &url, args);
+    assert_matches_schema(&summary);
+    let counts = target.counts();
+    target.stop();
+    (ran, summary, counts)
+}
+
+fn requests(summary: &serde_json::Value, method: &str, name: &str) -> u64 {
+    endpoint(summary, method, name)["requests"]
+        .as_u64()
+        .unwrap()
+}
+
+fn no_errors(summary: &serde_json::Value) {
+    assert_eq!(
+        summary["errors"].as_array().unwrap().len(),
+        0,
+        "script errors: {:#}",
+        summary["errors"]
+    );
+}
+
+/// The paths of an access log (`METHOD PATH STATUS` lines), in order.
+fn logged_paths(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn user_types_and_tasks_follow_their_weights_and_fixed_counts_are_exact() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let source = r#"
+user("A", #{ weight: 3, on_start: Fn("a_start"), tasks: [task(Fn("a1"), 3), task(Fn("a2"), 1)] });
+user("B", #{ weight: 1, on_start: Fn("b_start"), tasks: [Fn("b1")] });
+user("Admin", #{ fixed_count: 2, on_start: Fn("admin_start"), wait: constant(600), tasks: [Fn("admin")] });
+fn a_start() { http::get("/items/1000"); }
+fn b_start() { http::get("/items/1001"); }
+fn admin_start() { http::get("/items/1002"); }
+fn a1() { http::get("/bytes/1"); }
+fn a2() { http::get("/bytes/2"); }
+fn b1() { http::get("/bytes/3"); }
+fn admin() { http::get("/bytes/4"); }
+"#;
+    let (_, summary, counts) = run_scenario(
+        &scratch,
+        source,
+        &[
+            "-u", "42", "-r", "200", "-t", "6s", "--cores", "2", "--seed", "3",
+        ],
+    );
+    no_errors(&summary);
+    // Users: two fixed Admins first, then A and B 3:1 exactly.
+    assert_eq!(counts.path("/items/1002"), 2);
+    assert_eq!(counts.path("/items/1000"), 30);
+    assert_eq!(counts.path("/items/1001"), 10);
+    assert_eq!(
+        counts.path("/bytes/4"),
+        2,
+        "an admin runs its task once, then waits"
+    );
+    let (a1, a2, b1) = (
+        counts.path("/bytes/1") as f64,
+        counts.path("/bytes/2") as f64,
+        counts.path("/bytes/3") as f64,
+    );
+    let iterations = a1 + a2 + b1;
+    assert!(iterations >= 10_000.0, "only {iterations} iterations");
+    let task_share = a1 / (a1 + a2);
+    assert!((task_share - 0.75).abs() < 0.02, "a1 share {task_share}");
+    let type_share = (a1 + a2) / iterations;
+    assert!((type_share - 0.75).abs() < 0.02, "A share {type_share}");
+    assert_eq!(total_requests(&summary), counts.total);
+}
+
+#[test]
+fn sequential_tasks_run_in_order_and_on_start_runs_once_per_user() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let log = scratch.path("access.log");
+    let target = start_target(Some(log.clone()));
+    let scenario = scratch.file(
+        "seq.rhai",
+        r#"
+user("S", #{ sequential: true, on_start: Fn("hello"), tasks: [Fn("one"), Fn("two"), Fn("three")] });
+fn hello() { http::get("/items/0"); }
+fn one() { http::get("/items/1"); }
+fn two() { http::get("/items/2"); }
+fn three() { http::get("/items/3"); }
+"#,
+    );
+    let url = format!("http://{}", target.addr());
+    let (_, summary) = run_json(&scenario, &url, &["-u", "1", "-t", "2s", "--cores", "1"]);
+    no_errors(&summary);
+    target.stop();
+    let paths = logged_paths(&log);
+    assert_eq!(paths[0], "/items/0");
+    assert!(paths.len() > 30, "{}", paths.len());
+    for (i, path) in paths[1..].iter().enumerate() {
+        assert_eq!(path, &format!("/items/{}", i % 3 + 1), "request {i}");
+    }
+}
+
+#[test]
+fn pacing_and_throughput_waits_hold_their_rates() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let source = r#"
+user("Throughput", #{ wait: constant_throughput(5), tasks: [Fn("t")] });
+user("Pacing", #{ wait: constant_pacing(0.25), tasks: [Fn("p")] });
+fn t() { http::get("/bytes/5"); }
+fn p() { http::get("/delay/20", #{ name: "/delay" }); }
+"#;
+    let (_, summary, counts) = run_scenario(
+        &scratch,
+        source,
+        &["-u", "4", "-r", "100", "-t", "20s", "--cores", "1"],
+    );
+    no_errors(&summary);
+    // Two users each: 5/s and 4/s per user over 20 s (a task whose
+    // period ends with the run may add one per user).
+    let throughput = counts.path("/bytes/5") as f64;
+    let pacing = counts.path("/delay/20") as f64;
+    assert!((throughput / 200.0 - 1.0).abs() <= 0.05, "{throughput}");
+    assert!((pacing / 160.0 - 1.0).abs() <= 0.05, "{pacing}");
+}
+
+#[test]
+fn cookies_carry_each_users_session_and_are_never_shared() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let source = r#"
+user("Member", #{ weight: 3, on_start: Fn("login"), wait: constant(0.05), tasks: [Fn("me")] });
+user("Anonymous", #{ weight: 1, wait: constant(0.05), tasks: [Fn("anon")] });
+fn login() {
+    this.name = `user-${uuid()}`;
+    let r = http::post("/login", #{ json: #{ user: this.name } });
+    check(r.status == 200, "login");
+}
+fn me() {
+    let r = http::get("/me");
+    check(r.status == 200 && r.json().user == this.name, "own session");
+}
+fn anon() {
+    let r = http::get("/me", #{ name: "/me (anonymous)", expect: 401 });
+    check(r.ok && r.status == 401, "no session");
+}
+"#;
+    let (_, summary, counts) = run_scenario(
+        &scratch,
+        source,
+        &["-u", "8", "-r", "50", "-t", "3s", "--cores", "2"],
+    );
+    no_errors(&summary);
+    let checks = summary["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 3, "{checks:#?}");
+    for check in checks {
+        assert_eq!(check["failed"], 0, "{check}");
+        assert!(check["passed"].as_u64().unwrap() > 0, "{check}");
+    }
+    assert_eq!(counts.path("/login"), 6);
+    assert_eq!(summary["total"]["failures"], 0);
+}
+
+#[test]
+fn feed_gives_each_of_n_users_its_own_row() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let rows: String = (0..12).map(|i| format!("{},name{i}\n", 500 + i)).collect();
+    scratch.file("users.csv", &format!("id,name\n{rows}"));
+    let source = r#"
+user("U", #{ on_start: Fn("pick"), wait: constant(600), tasks: [Fn("idle")] });
+fn pick() {
+    let row = feed("users.csv");
+    http::get(`/items/${row.id}`, #{ name: "/items/:id" });
+}
+fn idle() { }
+"#;
+    let (_, summary, counts) = run_scenario(
+        &scratch,
+        source,
+        &["-u", "12", "-r", "100", "-t", "2s", "--cores", "2"],
+    );
+    no_errors(&summary);
+    for i in 0..12 {
+        assert_eq!(counts.path(&format!("/items/{}", 500 + i)), 1, "row {i}");
+    }
+}
+
+#[test]
+fn responses_can_be_reclassified_and_redirects_are_followed() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let source = r#"
+user("U", #{ wait: constant(0.05), tasks: [Fn("t")] });
+fn t() {
+    let a = http::get("/status/404", #{ name: "accepted 404" });
+    a.succeed();
+    let b = http::get("/items/1", #{ name: "forced" });
+    b.fail("not what I wanted");
+    http::get("/status/201", #{ name: "strict", expect: [200] });
+    let r = http::get("/redirect/2", #{ name: "redirected" });
+    check(r.status == 200, "landed");
+    let n = http::get("/redirect/0", #{ name: "not followed", redirects: false });
+    check(n.status == 302, "302 kept");
+    let form = http::post("/echo", #{ form: #{ a: "1 2", b: "x&y" } });
+    let echo = form.json();
+    check(echo.body_len == 15 && echo.headers["content-type"] == "application/x-www-form-urlencoded", "form encoded");
+    let late = http::get("/bytes/1", #{ name: "late" });
+    http::get("/bytes/2");
+    late.fail("too late");
+}
+"#;
+    let (_, summary, counts) = run_scenario(
+        &scratch,
+        source,
+        &["-u", "2", "-r", "10", "-t", "2s", "--cores", "1"],
+    );
+    let n = requests(&summary, "GET", "forced");
+    assert!(n >= 4, "{n}");
+    let fails = failures(&summary);
+    let failed = |name: &str| -> Vec<(String, u64)> {
+        fails
+            .iter()
+            .filter(|f| f.0 == name)
+            .map(|f| (f.1.clone(), f.2))
+            .collect()
+    };
+    assert!(failed("accepted 404").is_empty());
+    assert_eq!(failed("forced"), vec![("not what I wanted".to_string(), n)]);
+    assert_eq!(failed("strict"), vec![("HTTP 201".to_string(), n)]);
+    // The redirect chain is one request in the stats, three at the target.
+    assert_eq!(requests(&summary, "GET", "redirected"), n);
+    assert_eq!(counts.path("/redirect/2"), n);
+    assert_eq!(counts.path("/redirect/1"), n);
+    assert!(failed("late").is_empty(), "a late r.fail() changes nothing");
+    let errors = summary["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already recorded")
+    );
+    for check in summary["checks"].as_array().unwrap() {
+        assert_eq!(check["failed"], 0, "{check}");
+    }
+}
+
+#[test]
+fn run_wide_hooks_run_once_and_users_read_what_the_start_hook_returned() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let source = r#"
+fn on_test_start() {
+    let r = http::post("/items", #{ json: #{ id: 42, name: "fixture" } });
+    #{ id: r.json().id, token: "t-1" }
+}
+fn on_test_stop() { http::get("/items/77", #{ name: "teardown", expect: [200, 404] }); }
+user("U", #{ wait: constant(0.05), on_stop: Fn("bye"), tasks: [Fn("t")] });
+fn t() {
+    let data = test_data();
+    check(data.token == "t-1", "test data");
+    http::get(`/items/${data.id}`, #{ name: "/items/:id" });
+}
+fn bye() { http::get("/bytes/9"); }
+"#;
+    let (_, summary, counts) = run_scenario(
+        &scratch,
+        source,
+        &["-u", "3", "-r", "30", "-t", "2s", "--cores", "2"],
+    );
+    no_errors(&summary);
+    assert_eq!(
+        counts.by_method_path[&("POST".to_string(), "/items".to_string())],
+        1
+    );
+    assert_eq!(counts.path("/items/77"), 1, "on_test_stop runs once");
+    assert!(
+        counts.path("/items/42") > 10,
+        "users read the start hook's result"
+    );
+    assert_eq!(summary["total"]["failures"], 0);
+    assert_eq!(counts.path("/bytes/9"), 3, "on_stop runs once per user");
+    assert_eq!(total_requests(&summary), counts.total);
+    let check = &summary["checks"][0];
+    assert_eq!(check["failed"], 0);
+}
+
+#[test]
+fn stop_user_and_stop_test_end_what_they_say() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let source = r#"
+user("Once", #{ on_stop: Fn("bye"), tasks: [Fn("once")] });
+user("Counter", #{ wait: constant(0.05), tasks: [Fn("count")] });
+fn once() { http::get("/bytes/1"); stop_user(); http::get("/bytes/2"); }
+fn bye() { http::get("/bytes/3"); }
+fn count() {
+    this.n = if this.n == () { 1 } else { this.n + 1 };
+    http::get("/bytes/4");
+    if this.n == 10 { stop_test("ten is enough"); }
+}
+"#;
+    let (_, summary, counts) = run_scenario(
+        &scratch,
+        source,
+        &["-u", "4", "-r", "100", "-t", "60s", "--cores", "1"],
+    );
+    no_errors(&summary);
+    assert_eq!(counts.path("/bytes/1"), 2);
+    assert_eq!(counts.path("/bytes/2"), 0);
+    assert_eq!(counts.path("/bytes/3"), 2);
+    assert!(
+        summary["stop_reason"]
+            .as_str()
+            .unwrap()
+            .contains("ten is enough"),
+        "{}",
+        summary["stop_reason"]
+    );
+    assert!(summary["duration_s"].as_f64().unwrap() < 30.0);
+}
+
+#[test]
+fn tags_select_tasks() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let source = r#"
+user("U", #{ wait: constant(0.02), tasks: [
+    task(Fn("browse"), 1, ["browse"]),
+    task(Fn("buy"), 1, ["checkout"]),
+    Fn("untagged"),
+] });
+fn browse() { http::get("/bytes/1"); }
+fn buy() { http::get("/bytes/2"); }
+fn untagged() { http::get("/bytes/3"); }
+"#;
+    let (_, _, counts) = run_scenario(
+        &scratch,
+        source,
+        &[
+            "-u", "2", "-r", "10", "-t", "2s", "--cores", "1", "--tags", "checkout",
+        ],
+    );
+    assert!(counts.path("/bytes/2") > 0);
+    assert_eq!(counts.path("/bytes/1") + counts.path("/bytes/3"), 0);
+    let (_, _, counts) = run_scenario(
+        &scratch,
+        source,
+        &[
+            "-u",
+            "2",
+            "-r",
+            "10",
+            "-t",
+            "2s",
+            "--cores",
+            "1",
+            "--exclude-tags",
+            "checkout",
+        ],
+    );
+    assert_eq!(counts.path("/bytes/2"), 0);
+    assert!(counts.path("/bytes/1") > 0 && counts.path("/bytes/3") > 0);
+}
+
+#[test]
+fn a_seed_repeats_every_choice() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "seeded.rhai",
+        r#"
+user("U", #{ wait: between(0.0, 0.01), tasks: [Fn("a"), Fn("b")] });
+fn a() { http::get(`/items/${rand_int(1, 9)}`); }
+fn b() { http::get("/bytes/1"); }
+"#,
+    );
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let log = scratch.path(&format!("log{}", runs.len()));
+        let target = start_target(Some(log.clone()));
+        let url = format!("http://{}", target.addr());
+        run_json(
+            &scenario,
+            &url,
+            &["-u", "1", "-t", "1s", "--cores", "1", "--seed", "42"],
+        );
+        target.stop();
+        runs.push(logged_paths(&log));
+    }
+    let common = runs[0].len().min(runs[1].len());
+    assert!(common >= 20, "{common}");
+    assert_eq!(runs[0][..common], runs[1][..common]);
+}
+
+#[test]
+fn check_validates_and_shows_task_ratios() {
+    let scratch = Scratch::new();
+    scratch.file("rows.csv", "id\n1\n");
+    let good = scratch.file(
+        "good.rhai",
+        r#"
+thresholds(["p95<300ms"]);
+user("Shopper", #{ weight: 3, wait: between(1, 2), tasks: [task(Fn("a"), 3), task(Fn("b"), 1, ["x"]),
+    group(#{ tasks: [Fn("a"), Fn("leave")], sequential: true })] });
+user("Admin", #{ fixed_count: 1, tasks: [Fn("a")] });
+fn a() { let r = feed("rows.csv"); }
+fn b() { }
+fn leave() { interrupt(); }
+"#,
+    );
+    let ran = blast(&["check", "-s", good.to_str().unwrap()]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    for line in [
+        "user Shopper (weight 3, 100.0% of users, wait between(1, 2))",
+        "60.0%  a()  (weight 3)",
+        "20.0%  b()  (weight 1)  [x]",
+        "20.0%  group  (weight 1, sequential)",
+        "10.0%  leave()  (weight 1)",
+        "user Admin (fixed_count 1, no wait)",
+        "thresholds: p95<300ms",
+    ] {
+        assert!(
+            ran.stdout.contains(line),
+            "missing {line:?} in\n{}",
+            ran.stdout
+        );
+    }
+    let bad = [
+        (
+            "user(\"U\", #{ tasks: [Fn(\"t\")], wieght: 2 });\nfn t() {}\n",
+            "unknown user option \"wieght\"",
+            ":1:1",
+        ),
+        (
+            "user(\"U\", #{ tasks: [task(Fn(\"t\"), 0)] });\nfn t() {}\n",
+            "a task's weight must be between 1 and 1000000, not 0",
+            ":1:22",
+        ),
+        (
+            "user(\"U\", #{ tasks: [Fn(\"missing\")] });\n",
+            "names task function \"missing\", which the script does not define",
+            ":1:1",
+        ),
+        (
+            "user(\"U\", #{ tasks: [Fn(\"t\")] });\nfn t() { let r = feed(\"nope.csv\"); }\n",
+            "cannot read data file",
+            ":2:18",
+        ),
+        (
+            "user(\"U\", #{ tasks: [Fn(\"t\")] });\nfn t() { http::gett(\"/\"); }\n",
+            "unknown function http::gett() (did you mean http::get?)",
+            ":2:16",
+        ),
+        (
+            "user(\"U\", #{ tasks: [Fn(\"t\")] });\nfn t() { rand_itn(1, 2); }\n",
+            "unknown function rand_itn() (did you mean rand_int?)",
+            ":2:10",
+        ),
+        ("user(\"U\", #{ tasks: [Fn(\"t\")] }\n", "", "bad.rhai:2:1"),
+    ];
+    for (source, message, position) in bad {
+        let path = scratch.file("bad.rhai", source);
+        let ran = blast(&["check", "-s", path.to_str().unwrap()]);
+        assert_ne!(ran.code, 0, "{source}");
+        assert!(ran.stderr.contains(message), "{source}\n{}", ran.stderr);
+        assert!(ran.stderr.contains(position), "{source}\n{}", ran.stderr);
+        assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
+    }
+}
+
+#[test]
+fn every_example_runs_without_script_errors() {
+    let _one = exclusive();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut examples: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 4, "{examples:?}");
+    for example in examples {
+        let target = start_target(None);
+        let url = format!("http://{}", target.addr());
+        let json = std::env::temp_dir().join(format!(
+            "blast-example-{}-{}.json",
+            std::process::id(),
+            example.file_stem().unwrap().to_string_lossy()
+        ));
+        let ran = blast(&[
+            "run",
+            "-s",
+            example.to_str().unwrap(),
+            "-H",
+            &url,
+            "-u",
+            "6",
+            "-r",
+            "20",
+            "-t",
+            "3s",
+            "--cores",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+            "--only-summary",
+        ]);
+        assert_eq!(ran.code, 0, "{}: {}", example.display(), ran.stderr);
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let _ = std::fs::remove_file(&json);
+        assert_eq!(
+            summary["errors"].as_array().unwrap().len(),
+            0,
+            "{}: {:#}",
+            example.display(),
+            summary["errors"]
+        );
+        assert!(total_requests(&summary) > 0, "{}", example.display());
+        assert_eq!(
+            summary["total"]["failures"],
+            0,
+            "{}: {summary:#}",
+            example.display()
+        );
+        for check in summary["checks"].as_array().unwrap() {
+            assert_eq!(check["failed"], 0, "{}: {check}", example.display());
+        }
+        assert_eq!(
+            total_requests(&summary),
+            target.counts().total - redirect_hops(&target)
+        );
+        target.stop();
+    }
+}
+
+/// Requests a followed redirect added at the target beyond the one the run
+/// counts: every `/redirect/N` hit is a hop before the final request.
+fn redirect_hops(target: &Target) -> u64 {
+    target
+        .counts()
+        .by_path
+        .iter()
+        .filter(|(p, _)| p.starts_with("/redirect/"))
+        .map(|(_, n)| n)
+        .sum()
+}
