@@ -22,7 +22,8 @@ fn request() { let r = http::get("/", #{ headers: #{ "X-A": "1" } }); this.statu
 "#;
 
 fn bench(c: &mut Criterion) {
-    let scenario = Scenario::from_source("bench.rhai", SOURCE).expect("the bench scenario compiles");
+    let scenario =
+        Scenario::from_source("bench.rhai", SOURCE).expect("the bench scenario compiles");
     let origin = Origin::resolve("http://127.0.0.1:9").expect("a literal origin");
     let build = scenario.builder(&[origin], Some(1), 1);
     let shard = build(0).expect("the scenario builds");
