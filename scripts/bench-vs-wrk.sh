@@ -302,7 +302,7 @@ tool_cmd() {
 # run_requests (counted by nginx) and run_cpu (user+system seconds).
 # Fails the script when COMMAND fails.
 timed_run() {
-    local name=$1 before after rc=0 TIMEFORMAT='%3U %3S'
+    local name=$1 before after rc=0 user system TIMEFORMAT='%3U %3S'
     shift 2
     before=$(settled_lines)
     { time timeout -k 5 "$run_bound" "${tool_pin[@]}" "$@" \
@@ -351,7 +351,7 @@ main_bench() {
         fi
         requests[$tool]=$run_requests
         rps[$tool]=$(div "$run_requests" "$duration" 0)
-        cpu_us[$tool]=$(div "$run_cpu" "$run_requests/1000000" 2)
+        cpu_us[$tool]=$(div "$(awk -v c="$run_cpu" 'BEGIN { print c * 1000000 }')" "$run_requests" 2)
         case "$tool" in
             wrk) claim[$tool]=$(awk '/requests in/ { print $1 }' "$tmp/wrk.out") ;;
             blast) claim[$tool]=$(jq -r '.total.requests' "$tmp/blast.json" 2>/dev/null || echo "?") ;;
@@ -364,7 +364,7 @@ main_bench() {
         # than native. Start-up (blast compiles its scenario; both connect)
         # would weigh on a short run, so the count per request is the
         # difference between a 1 s and a 4 s run.
-        local short=1 long=4 name n_short n_long r_short r_long
+        local short=1 long=4 name n n_short n_long r_short r_long
         run_bound=300
         for tool in wrk blast; do
             for secs in $short $long; do
@@ -530,7 +530,6 @@ idle_bench() {
 
 start_nginx
 say "nginx listening on 127.0.0.1:$nginx_port ($placement)"
-: >"$tmp/nginx/access.log.touch"
 if $idle; then
     idle_bench
 else

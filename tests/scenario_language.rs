@@ -582,3 +582,34 @@ fn redirect_hops(target: &Target) -> u64 {
         .map(|(_, n)| n)
         .sum()
 }
+
+#[test]
+fn a_user_type_host_sends_its_relative_urls_there() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let main = start_target(None);
+    let other = start_target(None);
+    let scenario = scratch.file(
+        "hosts.rhai",
+        &format!(
+            "user(\"Main\", #{{ wait: constant(0.05), tasks: [Fn(\"a\")] }});\n\
+             user(\"Other\", #{{ host: \"http://{}\", wait: constant(0.05), tasks: [Fn(\"b\")] }});\n\
+             fn a() {{ http::get(\"/bytes/1\"); }}\nfn b() {{ http::get(\"/bytes/2\"); }}\n",
+            other.addr()
+        ),
+    );
+    let url = format!("http://{}", main.addr());
+    let (_, summary) = run_json(
+        &scenario,
+        &url,
+        &["-u", "2", "-r", "10", "-t", "2s", "--cores", "1"],
+    );
+    no_errors(&summary);
+    let (main_counts, other_counts) = (main.counts(), other.counts());
+    assert!(main_counts.path("/bytes/1") > 0 && main_counts.path("/bytes/2") == 0);
+    assert!(other_counts.path("/bytes/2") > 0 && other_counts.path("/bytes/1") == 0);
+    assert_eq!(
+        total_requests(&summary),
+        main_counts.total + other_counts.total
+    );
+}
