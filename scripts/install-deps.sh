@@ -2,12 +2,12 @@
 # Installs what blast's tests (and, with --bench, its benchmarks) need from
 # Debian's packages. Idempotent: does nothing when everything is there.
 #
-#   scripts/install-deps.sh           # nginx, for the integration tests
+#   scripts/install-deps.sh           # nginx and chromium, for the integration tests
 #   scripts/install-deps.sh --bench   # also wrk, perf, strace, valgrind
 #
 # nginx is only a binary the tests start on their own ports: the system
 # nginx service that Debian's package starts on port 80 is stopped and
-# disabled again.
+# disabled again. chromium (headless) renders the HTML report in a test.
 set -euo pipefail
 
 bench=false
@@ -28,7 +28,7 @@ done
 say() { echo "install-deps: $*"; }
 
 # Each wanted package, as "package:command it provides".
-wanted=("nginx-light:nginx")
+wanted=("nginx-light:nginx" "chromium:chromium")
 if $bench; then
     wanted+=("wrk:wrk" "linux-perf:perf" "strace:strace" "valgrind:valgrind")
 fi

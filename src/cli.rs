@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a load test headless and print a summary.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Start the built-in target server and run the bundled quick-start
     /// scenario against it.
     Demo(DemoArgs),
@@ -29,14 +29,18 @@ pub enum Command {
     Check(CheckArgs),
 }
 
+/// Every flag can also come from a `BLAST_*` environment variable
+/// (`--spawn-rate` → `BLAST_SPAWN_RATE`, added by [`crate::config`]) or a
+/// config file; `--scenario` and `--host` are required from one of them.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The scenario file (Rhai).
+    /// The scenario file (Rhai). Required.
     #[arg(short = 's', long = "scenario", value_name = "FILE")]
-    pub scenario: PathBuf,
-    /// Host to load, e.g. http://127.0.0.1:8080 (a path prefix is allowed).
+    pub scenario: Option<PathBuf>,
+    /// Host to load, e.g. http://127.0.0.1:8080 (a path prefix is
+    /// allowed). Required.
     #[arg(short = 'H', long = "host", value_name = "URL")]
-    pub host: String,
+    pub host: Option<String>,
     /// Number of users.
     #[arg(short = 'u', long = "users", default_value_t = 1)]
     pub users: u64,
@@ -82,6 +86,46 @@ pub struct RunArgs {
     /// Print only the final summary.
     #[arg(long)]
     pub only_summary: bool,
+    /// Print no live table, progress or summary table: only warnings,
+    /// errors and threshold verdicts.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Write Locust's CSV files PREFIX_stats.csv, PREFIX_stats_history.csv,
+    /// PREFIX_failures.csv and PREFIX_exceptions.csv.
+    #[arg(long, value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+    /// Write every entry's rows to the history CSV, not only the aggregated
+    /// row.
+    #[arg(long)]
+    pub csv_full_history: bool,
+    /// Write a self-contained HTML report (tables and charts) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// A pass/fail threshold: p95<300ms, p99.9<1s, avg<100ms,
+    /// fail_ratio<0.01, rps>500, checks>0.99, "GET /items/:id: p99<500ms".
+    /// Repeatable (or several separated by ';'); replaces the scenario's
+    /// threshold on the same endpoint and metric. A failed one exits with 3.
+    #[arg(long = "threshold", value_name = "EXPR", value_delimiter = ';')]
+    pub thresholds: Vec<String>,
+    /// Stop the run as soon as a threshold fails on what was measured so
+    /// far (checked every print interval).
+    #[arg(long)]
+    pub abort_on_fail: bool,
+    /// How long after the start --abort-on-fail begins checking.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "T")]
+    pub threshold_delay: Duration,
+    /// Exit with this code when any request failed (and every threshold
+    /// passed).
+    #[arg(long, value_name = "N")]
+    pub exit_code_on_error: Option<u8>,
+    /// Read settings from this TOML file (default: blast.toml in the
+    /// working directory, when there is one).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the merged settings (config file < BLAST_* environment <
+    /// command line) as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 #[derive(Debug, Args)]

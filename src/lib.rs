@@ -2,11 +2,13 @@
 //! hands it to the control crate. Tests call [`main_with_args`] in-process.
 //!
 //! Exit codes: 0 for a completed run (or a passing `check`), 1 for a setup
-//! error (one line on stderr says why), 2 for a usage error.
+//! or runtime error (one line on stderr says why), 2 for a usage error, 3
+//! when a threshold failed; `--exit-code-on-error N` when a request failed.
 
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod config;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -15,17 +17,35 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use blast_control::RunPlan;
+use blast_control::threshold::{self, ThresholdError};
+use blast_control::{OutputOptions, RunOutcome, RunPlan, ThresholdOptions};
 use blast_engine::http::Origin;
 use blast_script::{Scenario, TagFilter, TaskDef, TaskKind, WaitTime};
-use clap::Parser;
 
-use cli::{CheckArgs, Cli, Command, DemoArgs, RunArgs, TargetArgs};
+use cli::{CheckArgs, Command, DemoArgs, RunArgs, TargetArgs};
 
 /// Exit code of a completed run.
 pub const EXIT_OK: i32 = 0;
 /// Exit code of a setup error.
 pub const EXIT_SETUP: i32 = 1;
+/// Exit code of a usage error (the argument parser's, or a missing
+/// `--scenario`/`--host`).
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code of a run in which a threshold failed.
+pub const EXIT_THRESHOLD: i32 = 3;
+
+/// A usage error found after parsing (a required setting missing from the
+/// command line, the environment and the config file).
+#[derive(Debug)]
+pub struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// The bundled quick-start scenario, as `blast demo` runs it.
 const QUICKSTART: &str = include_str!("../examples/quickstart.rhai");
@@ -33,15 +53,24 @@ const QUICKSTART: &str = include_str!("../examples/quickstart.rhai");
 /// Runs blast with `args` (the first is the program name); returns the exit
 /// code.
 pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match config::parse(&args) {
+        Ok(config::Invocation::Command(cli)) => cli,
+        Ok(config::Invocation::PrintConfig(toml)) => {
+            print!("{toml}");
+            return EXIT_OK;
+        }
+        Err(config::ParseError::Clap(e)) => {
             let _ = e.print();
             return e.exit_code();
         }
+        Err(config::ParseError::Config(message)) => {
+            eprintln!("error: {message}");
+            return EXIT_SETUP;
+        }
     };
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Demo(args) => demo(args),
         Command::Target(args) => target(args),
         Command::Check(args) => check(&args),
@@ -50,7 +79,11 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            EXIT_SETUP
+            if e.downcast_ref::<UsageError>().is_some() {
+                EXIT_USAGE
+            } else {
+                EXIT_SETUP
+            }
         }
     }
 }
@@ -98,6 +131,21 @@ fn extra_hosts(scenario: &Scenario) -> anyhow::Result<Vec<Origin>> {
 }
 
 fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let missing = |what: &str, flag: &str, key: &str| {
+        UsageError(format!(
+            "no {what}: give {flag}, {} or `{key} = ...` in {}",
+            config::env_name(key),
+            config::DEFAULT_FILE
+        ))
+    };
+    let Some(scenario_path) = args.scenario.clone() else {
+        return Err(missing("scenario", "-s/--scenario FILE", "scenario").into());
+    };
+    let Some(host_url) = args.host.clone() else {
+        return Err(missing("host", "-H/--host URL", "host").into());
+    };
+    // Bad thresholds stop the run before anything else is done.
+    threshold::thresholds_from(&[], &args.thresholds).map_err(threshold_error)?;
     if args.users == 0 {
         bail!("--users must be at least 1");
     }
@@ -113,9 +161,13 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     if args.print_interval < Duration::from_millis(100) {
         bail!("--print-interval must be at least 100ms");
     }
-    let scenario = load_scenario(&args.scenario, &args.tags, &args.exclude_tags)?;
-    let host =
-        Origin::resolve(&args.host).with_context(|| format!("bad --host {:?}", args.host))?;
+    let scenario = load_scenario(&scenario_path, &args.tags, &args.exclude_tags)?;
+    let thresholds = threshold::thresholds_from(scenario.thresholds(), &args.thresholds)
+        .map_err(threshold_error)?;
+    if args.abort_on_fail && thresholds.is_empty() {
+        eprintln!("warning: --abort-on-fail without a threshold does nothing");
+    }
+    let host = Origin::resolve(&host_url).with_context(|| format!("bad --host {host_url:?}"))?;
     let plan = RunPlan {
         extra_hosts: extra_hosts(&scenario)?,
         scenario,
@@ -131,27 +183,75 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         json: args.json,
         print_interval: args.print_interval,
         only_summary: args.only_summary,
+        outputs: OutputOptions {
+            csv: args.csv,
+            csv_full_history: args.csv_full_history,
+            html: args.html,
+            quiet: args.quiet,
+        },
+        thresholds: ThresholdOptions {
+            list: thresholds,
+            abort_on_fail: args.abort_on_fail,
+            delay: args.threshold_delay,
+        },
     };
-    execute(&plan)
+    execute(&plan, args.exit_code_on_error)
 }
 
-fn execute(plan: &RunPlan) -> anyhow::Result<i32> {
-    eprintln!(
-        "blast {}: {} users at {}/s on {} core(s) against {} for {}",
-        env!("CARGO_PKG_VERSION"),
-        plan.users,
-        plan.spawn_rate,
-        plan.cores,
-        plan.host.url(),
-        plan.duration
-            .map_or("until Ctrl-C".to_string(), |d| format!(
-                "{}",
-                humantime::format_duration(d)
-            ))
-    );
+/// A threshold's error as a setup error (its message underlines the bad
+/// part on the lines after the first).
+fn threshold_error(e: ThresholdError) -> anyhow::Error {
+    anyhow::Error::msg(e.to_string())
+}
+
+/// The exit code of a finished run: 3 when a threshold failed (or stopped
+/// the run), else `exit_code_on_error` when a request failed, else 0.
+pub fn exit_code(outcome: &RunOutcome, exit_code_on_error: Option<u8>) -> i32 {
+    let summary = &outcome.summary;
+    if outcome.threshold_abort.is_some() || summary.thresholds.iter().any(|t| !t.passed) {
+        return EXIT_THRESHOLD;
+    }
+    match exit_code_on_error {
+        Some(code) if summary.total.failures > 0 => i32::from(code),
+        _ => EXIT_OK,
+    }
+}
+
+fn execute(plan: &RunPlan, exit_code_on_error: Option<u8>) -> anyhow::Result<i32> {
+    let quiet = plan.outputs.quiet;
+    if !quiet {
+        eprintln!(
+            "blast {}: {} users at {}/s on {} core(s) against {} for {}",
+            env!("CARGO_PKG_VERSION"),
+            plan.users,
+            plan.spawn_rate,
+            plan.cores,
+            plan.host.url(),
+            plan.duration
+                .map_or("until Ctrl-C".to_string(), |d| format!(
+                    "{}",
+                    humantime::format_duration(d)
+                ))
+        );
+    }
     let outcome = blast_control::run_local(plan, interrupt_flag())?;
-    println!("{}", blast_control::console::summary_text(&outcome.summary));
-    Ok(EXIT_OK)
+    let summary = &outcome.summary;
+    if !quiet {
+        println!("{}", blast_control::console::summary_text(summary));
+    }
+    if !summary.thresholds.is_empty() {
+        print!("{}", threshold::report_text(&summary.thresholds));
+    }
+    let code = exit_code(&outcome, exit_code_on_error);
+    if code == EXIT_THRESHOLD {
+        eprintln!("blast: a threshold failed: exit code {EXIT_THRESHOLD}");
+    } else if code != EXIT_OK {
+        eprintln!(
+            "blast: {} requests failed: exit code {code} (--exit-code-on-error)",
+            summary.total.failures
+        );
+    }
+    Ok(code)
 }
 
 fn demo(args: DemoArgs) -> anyhow::Result<i32> {
@@ -183,8 +283,10 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
         json: args.json,
         print_interval: Duration::from_secs(2),
         only_summary: false,
+        outputs: OutputOptions::default(),
+        thresholds: ThresholdOptions::default(),
     };
-    let code = execute(&plan)?;
+    let code = execute(&plan, None)?;
     let counts = target.counts();
     target.stop();
     eprintln!("The target counted {} requests.", counts.total);
@@ -202,6 +304,7 @@ fn target(args: TargetArgs) -> anyhow::Result<i32> {
 
 fn check(args: &CheckArgs) -> anyhow::Result<i32> {
     let scenario = load_scenario(&args.scenario, &args.tags, &args.exclude_tags)?;
+    threshold::thresholds_from(scenario.thresholds(), &[]).map_err(threshold_error)?;
     print!("{}", describe(&scenario));
     Ok(EXIT_OK)
 }

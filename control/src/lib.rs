@@ -4,7 +4,9 @@
 //! [`NodeHandle`] (today one [`InProcessNode`]; remote nodes join with
 //! distributed runs), merges their deltas into [`RunStats`], prints the
 //! live table and returns the [`Summary`] that the console and `--json`
-//! report.
+//! report. The other reporters: [`csv`] (Locust's CSV files), [`html`] (the
+//! self-contained report); [`threshold`] parses and judges pass/fail
+//! thresholds.
 //!
 //! This crate may depend on the engine, the script crate and proto; nothing
 //! below it knows it exists.
@@ -13,16 +15,19 @@
 #![warn(missing_docs)]
 
 pub mod console;
+pub mod csv;
+pub mod html;
 mod plan;
 mod run;
 mod stats;
 mod summary;
+pub mod threshold;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-pub use plan::RunPlan;
+pub use plan::{OutputOptions, RunPlan, ThresholdOptions};
 pub use run::{InProcessNode, NodeHandle, RunError, RunOutcome, RunState, run};
 pub use stats::{Health, HistoryPoint, RunStats};
 pub use summary::{

@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 use blast_engine::{LocalNode, NodeConfig, NodeEvent};
 
 use crate::console;
+use crate::csv::{CsvReport, REWRITE_INTERVAL as CSV_REWRITE_INTERVAL};
+use crate::html;
 use crate::plan::RunPlan;
 use crate::stats::RunStats;
 use crate::summary::Summary;
+use crate::threshold::{self, ThresholdResult};
 
 /// Where a run is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,6 +102,8 @@ pub struct RunOutcome {
     pub summary: Summary,
     /// The state the run ended in (always `Stopped`).
     pub state: RunState,
+    /// The threshold that stopped the run (`--abort-on-fail`), if one did.
+    pub threshold_abort: Option<ThresholdResult>,
 }
 
 /// How long stopping may take beyond the stop timeout before the run gives
@@ -116,6 +121,26 @@ pub fn run(
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let started_ms = unix_ms();
+    let quiet = plan.outputs.quiet;
+    // The live table and the progress; `--quiet` and `--only-summary` drop
+    // both.
+    let live = !plan.only_summary && !quiet;
+    let mut csv_report = match &plan.outputs.csv {
+        None => None,
+        Some(prefix) => match CsvReport::create(prefix, plan.outputs.csv_full_history) {
+            Ok(report) => Some(report),
+            Err(e) => {
+                node.stop();
+                let _ = node.finish();
+                return Err(RunError::Output {
+                    path: CsvReport::paths(prefix)[0].display().to_string(),
+                    reason: e.to_string(),
+                });
+            }
+        },
+    };
+    let mut next_csv = started + CSV_REWRITE_INTERVAL;
+    let mut threshold_abort: Option<ThresholdResult> = None;
     let mut state = RunState::Spawning;
     node.ramp_to(plan.users, plan.spawn_rate);
     let end = plan.duration.map(|d| started + d);
@@ -139,8 +164,23 @@ pub fn run(
         }
         if now >= next_print {
             next_print += plan.print_interval;
-            if !plan.only_summary {
+            let elapsed = started.elapsed();
+            if live {
                 println!("{}", console::live_table(&stats));
+                if !terminal {
+                    // A log, not a terminal: the progress as a plain line.
+                    eprintln!("progress: {}", progress_line(plan, &stats, elapsed));
+                }
+            }
+            if plan.thresholds.abort_on_fail
+                && elapsed >= plan.thresholds.delay
+                && let Some(violation) =
+                    threshold::first_violation(&plan.thresholds.list, &stats, elapsed.as_secs_f64())
+            {
+                stop_reason = format!("threshold failed: {}", violation.threshold);
+                eprintln!("Threshold failed: {}", violation.describe());
+                threshold_abort = Some(violation);
+                break;
             }
         }
         // Wake at least every 200 ms to notice an interrupt.
@@ -158,11 +198,25 @@ pub fn run(
                         "warning: the load generator is over 90% busy: it, not the target, may be the bottleneck (use more --cores or nodes)"
                     );
                 }
+                write_csv(&mut csv_report, |r| r.append_history(&stats, delta.at_ms));
+                if csv_report.is_some() && Instant::now() >= next_csv {
+                    next_csv = Instant::now() + CSV_REWRITE_INTERVAL;
+                    let so_far = Summary::build(
+                        plan,
+                        &stats,
+                        (started_ms, unix_ms(), started.elapsed().as_secs_f64()),
+                        node.pinned(),
+                        "running",
+                    );
+                    write_csv(&mut csv_report, |r| r.write_tables(&so_far));
+                }
                 if state == RunState::Spawning && stats.users() >= plan.users {
                     state = RunState::Running;
-                    eprintln!("All {} users spawned", plan.users);
+                    if !quiet {
+                        eprintln!("All {} users spawned", plan.users);
+                    }
                 }
-                if terminal && !plan.only_summary {
+                if terminal && live {
                     progress(plan, &stats, started.elapsed());
                 }
             }
@@ -177,10 +231,12 @@ pub fn run(
             }
         }
     }
-    if terminal {
+    if terminal && live {
         eprintln!();
     }
-    eprintln!("Stopping ({stop_reason}): waiting for requests in flight...");
+    if !quiet {
+        eprintln!("Stopping ({stop_reason}): waiting for requests in flight...");
+    }
     node.stop();
     let give_up = Instant::now() + plan.stop_timeout + STOP_GRACE;
     loop {
@@ -189,6 +245,7 @@ pub fn run(
                 if let Some(w) = stats.merge(&delta) {
                     eprintln!("warning: {w}");
                 }
+                write_csv(&mut csv_report, |r| r.append_history(&stats, delta.at_ms));
                 if delta.last {
                     break;
                 }
@@ -207,15 +264,35 @@ pub fn run(
     for problem in node.finish() {
         eprintln!("warning: {problem}");
     }
-    let summary = Summary::build(
+    let mut summary = Summary::build(
         plan,
         &stats,
         (started_ms, ended_ms, seconds),
         pinned,
         &stop_reason,
     );
+    summary.thresholds = threshold::evaluate(&plan.thresholds.list, &stats, seconds);
     if let Some(path) = &plan.json {
         write_atomically(path, summary.to_json().as_bytes()).map_err(|e| RunError::Output {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    if let (Some(report), Some(prefix)) = (&csv_report, &plan.outputs.csv) {
+        report
+            .write_tables(&summary)
+            .map_err(|e| RunError::Output {
+                path: CsvReport::paths(prefix)[0].display().to_string(),
+                reason: e.to_string(),
+            })?;
+    }
+    if let Some(path) = &plan.outputs.html {
+        let report = html::render(
+            &summary,
+            stats.history(),
+            crate::REPORT_INTERVAL.as_secs_f64(),
+        );
+        write_atomically(path, report.as_bytes()).map_err(|e| RunError::Output {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -223,20 +300,51 @@ pub fn run(
     Ok(RunOutcome {
         summary,
         state: RunState::Stopped,
+        threshold_abort,
     })
 }
 
-/// The progress line on a terminal: elapsed / total time and users.
+/// Runs `write` on the CSV report, if there is one; on an error, warns and
+/// drops the report (the run goes on).
+fn write_csv(
+    report: &mut Option<CsvReport>,
+    write: impl FnOnce(&mut CsvReport) -> std::io::Result<()>,
+) {
+    if let Some(r) = report.as_mut()
+        && let Err(e) = write(r)
+    {
+        eprintln!("warning: cannot write the CSV files ({e}); they stop here");
+        *report = None;
+    }
+}
+
+/// The progress line on a terminal: a bar when the run time is known,
+/// then [`progress_line`], rewritten in place.
 fn progress(plan: &RunPlan, stats: &RunStats, elapsed: Duration) {
+    const WIDTH: usize = 20;
+    let bar = plan
+        .duration
+        .map(|d| {
+            let done = (elapsed.as_secs_f64() / d.as_secs_f64().max(1e-9) * WIDTH as f64) as usize;
+            let done = done.min(WIDTH);
+            format!("[{}{}] ", "#".repeat(done), ".".repeat(WIDTH - done))
+        })
+        .unwrap_or_default();
+    let mut err = std::io::stderr();
+    let _ = write!(err, "\r{bar}{}   ", progress_line(plan, stats, elapsed));
+    let _ = err.flush();
+}
+
+/// Elapsed / total time, users, requests, failures and current requests
+/// per second.
+fn progress_line(plan: &RunPlan, stats: &RunStats, elapsed: Duration) -> String {
     let total = plan
         .duration
         .map_or("--:--".to_string(), |d| console::clock(d.as_secs()));
     let (rps, _) = stats.current(None);
     let all = stats.aggregated();
-    let mut err = std::io::stderr();
-    let _ = write!(
-        err,
-        "\r[{} / {}] users {}/{}  reqs {}  fails {}  rps {:.0}   ",
+    format!(
+        "{} / {}  users {}/{}  reqs {}  fails {}  rps {:.0}",
         console::clock(elapsed.as_secs()),
         total,
         stats.users(),
@@ -244,8 +352,7 @@ fn progress(plan: &RunPlan, stats: &RunStats, elapsed: Duration) {
         all.requests,
         all.failures,
         rps
-    );
-    let _ = err.flush();
+    )
 }
 
 /// Writes `bytes` to `path` through a temporary file, so a reader never
@@ -254,7 +361,10 @@ pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io:
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("json.tmp");
+    // `report.json` → `report.json.tmp`, beside it (a rename stays on one
+    // file system).
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }

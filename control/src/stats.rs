@@ -31,6 +31,9 @@ pub struct HistoryPoint {
     pub failures: u64,
     /// Busiest shard's busy ratio.
     pub busy: f64,
+    /// Response-time percentiles p50, p95 and p99 of the report's requests,
+    /// in milliseconds; `None` when it had none.
+    pub percentiles_ms: Option<[f64; 3]>,
 }
 
 /// A rolling window entry.
@@ -55,6 +58,18 @@ pub struct Health {
 /// Whether an entry counts requests (custom `metric()` timings do not).
 fn is_request(entry: &EntryDelta) -> bool {
     entry.key.method != blast_proto::Method::Metric
+}
+
+/// p50, p95 and p99 in milliseconds of the requests in `entries`.
+fn report_percentiles(entries: &[EntryDelta]) -> Option<[f64; 3]> {
+    let mut all = new_histogram();
+    for e in entries.iter().filter(|e| is_request(e)) {
+        let _ = all.add(&e.latency);
+    }
+    if all.is_empty() {
+        return None;
+    }
+    Some([0.5, 0.95, 0.99].map(|q| all.value_at_quantile(q) as f64 / 1000.0))
 }
 
 /// Everything the controller knows about the run's requests.
@@ -119,6 +134,7 @@ impl RunStats {
             requests,
             failures,
             busy: delta.busy,
+            percentiles_ms: report_percentiles(&delta.entries),
         });
         self.track_health(delta.busy, delta.last);
         self.window.push_back(WindowSlice {
@@ -240,6 +256,27 @@ impl RunStats {
                 requests += e.requests;
             }
         }
+        (
+            requests as f64 * 1000.0 / self.window_span_ms() as f64,
+            hist,
+        )
+    }
+
+    /// Failures per second for `key` (or every entry when `None`) over the
+    /// same window as [`RunStats::current`].
+    pub fn current_failures(&self, key: Option<&EntryKey>) -> f64 {
+        let failures: u64 = self
+            .window
+            .iter()
+            .flat_map(|slice| &slice.entries)
+            .filter(|e| key.map_or(is_request(e), |k| &e.key == k))
+            .map(|e| e.failures)
+            .sum();
+        failures as f64 * 1000.0 / self.window_span_ms() as f64
+    }
+
+    /// The time the window covers, in milliseconds (at least 1).
+    fn window_span_ms(&self) -> u64 {
         let span_ms = match (self.window.front(), self.window.back()) {
             // The first slice covers the interval before its cut.
             (Some(first), Some(last)) if self.window.len() > 1 => {
@@ -248,7 +285,7 @@ impl RunStats {
             }
             _ => 1000,
         };
-        (requests as f64 * 1000.0 / span_ms.max(1) as f64, hist)
+        span_ms.max(1)
     }
 
     /// Number of failures of `kind` so far, across entries.
@@ -301,5 +338,36 @@ mod tests {
         assert!(s.merge(&delta(25, 30_000, 1, 0.1)).is_some());
         assert_eq!(s.aggregated().requests, 201);
         assert_eq!(s.warnings().len(), 1);
+    }
+    #[test]
+    fn current_failures_and_each_reports_percentiles() {
+        let mut e = EntryDelta::new(EntryKey {
+            method: Method::Get,
+            name: "/".into(),
+        });
+        for i in 1..=100 {
+            e.record(i * 1000, 0, i % 10 == 0);
+        }
+        let mut s = RunStats::default();
+        s.merge(&StatsDelta {
+            entries: vec![e],
+            ..Default::default()
+        });
+        s.merge(&StatsDelta {
+            seq: 1,
+            at_ms: 1000,
+            ..Default::default()
+        });
+        // Two reports, one second apart: 10 failures over 2 s.
+        assert_eq!(s.current_failures(None), 5.0);
+        let [p50, p95, p99] = s.history()[0].percentiles_ms.unwrap();
+        for (got, want) in [(p50, 50.0), (p95, 95.0), (p99, 99.0)] {
+            assert!((got - want).abs() < want * 0.001, "{got} vs {want}");
+        }
+        assert_eq!(
+            s.history()[1].percentiles_ms,
+            None,
+            "no request, no percentile"
+        );
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::plan::RunPlan;
 use crate::stats::RunStats;
+use crate::threshold::ThresholdResult;
 
 /// The percentiles every summary reports, as Locust's tables do.
 pub const PERCENTILES: [f64; 11] = [
@@ -207,6 +208,8 @@ pub struct Summary {
     pub checks: Vec<CheckSummary>,
     /// Load generator health.
     pub health: HealthSummary,
+    /// Thresholds (the scenario's and `--threshold`) and their verdicts.
+    pub thresholds: Vec<ThresholdResult>,
     /// Anything else the user should know.
     pub warnings: Vec<String>,
 }
@@ -289,6 +292,8 @@ impl Summary {
                 busy_reports: health.busy_reports,
                 generator_saturated: health.saturated,
             },
+            // Evaluated by the run once the summary is final.
+            thresholds: Vec::new(),
             warnings: stats.warnings().to_vec(),
         }
     }

@@ -1,0 +1,597 @@
+//! `--csv PREFIX`: Locust's four CSV files, with its headers, column order,
+//! row order, `Aggregated` row, `N/A` and number formats, so that tools
+//! built for Locust's CSV read blast's unchanged.
+//!
+//! - `PREFIX_stats.csv`: one row per entry and the `Aggregated` row,
+//!   rewritten (through a temporary file and a rename) every
+//!   [`REWRITE_INTERVAL`] and at the end, so a crash mid-run leaves data.
+//! - `PREFIX_stats_history.csv`: appended once per report (every second):
+//!   the `Aggregated` row, and every entry's row with `--csv-full-history`.
+//! - `PREFIX_failures.csv`, `PREFIX_exceptions.csv`: failures and script
+//!   errors, rewritten like the stats file.
+//!
+//! Numbers are written as Locust's writer (Python's `csv` module) writes
+//! them: counts as integers, the median and percentiles as whole
+//! milliseconds, averages, minimum, maximum and rates as Python floats
+//! (`12.0`, `0.4133`), `N/A` percentiles for an entry without requests,
+//! lines ending in `\r\n`. Unlike Locust's, the percentiles come from
+//! full-precision histograms, then are rounded to whole milliseconds.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use blast_proto::EntryDelta;
+
+use crate::run::write_atomically;
+use crate::stats::RunStats;
+use crate::summary::{EndpointSummary, PERCENTILES, Summary, percentile_label};
+
+/// How often the stats, failures and exceptions files are rewritten while
+/// a run goes.
+pub const REWRITE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// `PREFIX_stats.csv`'s header, as Locust writes it.
+pub const STATS_HEADER: [&str; 22] = [
+    "Type",
+    "Name",
+    "Request Count",
+    "Failure Count",
+    "Median Response Time",
+    "Average Response Time",
+    "Min Response Time",
+    "Max Response Time",
+    "Average Content Size",
+    "Requests/s",
+    "Failures/s",
+    "50%",
+    "66%",
+    "75%",
+    "80%",
+    "90%",
+    "95%",
+    "98%",
+    "99%",
+    "99.9%",
+    "99.99%",
+    "100%",
+];
+
+/// `PREFIX_stats_history.csv`'s header, as Locust writes it.
+pub const HISTORY_HEADER: [&str; 24] = [
+    "Timestamp",
+    "User Count",
+    "Type",
+    "Name",
+    "Requests/s",
+    "Failures/s",
+    "50%",
+    "66%",
+    "75%",
+    "80%",
+    "90%",
+    "95%",
+    "98%",
+    "99%",
+    "99.9%",
+    "99.99%",
+    "100%",
+    "Total Request Count",
+    "Total Failure Count",
+    "Total Median Response Time",
+    "Total Average Response Time",
+    "Total Min Response Time",
+    "Total Max Response Time",
+    "Total Average Content Size",
+];
+
+/// `PREFIX_failures.csv`'s header.
+pub const FAILURES_HEADER: [&str; 6] = [
+    "Method",
+    "Name",
+    "Error",
+    "Occurrences",
+    "First Seen",
+    "Last Seen",
+];
+
+/// `PREFIX_exceptions.csv`'s header, as Locust writes it.
+pub const EXCEPTIONS_HEADER: [&str; 4] = ["Count", "Message", "Traceback", "Nodes"];
+
+/// The node name in the exceptions file's `Nodes` column for a local run.
+const LOCAL_NODE: &str = "local";
+
+/// A float as Python's `repr` writes it: the shortest digits that read back
+/// the same, always with a `.` or an exponent (`12.0`, `0.25`, `3.3e-05`).
+pub fn py_float(x: f64) -> String {
+    if x.is_nan() {
+        return "nan".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let a = x.abs();
+    if a != 0.0 && !(1e-4..1e16).contains(&a) {
+        let s = format!("{x:e}");
+        let (mantissa, exponent) = s.split_once('e').expect("{:e} has an exponent");
+        let exponent: i32 = exponent.parse().expect("{:e} has a numeric exponent");
+        let sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exponent.abs());
+    }
+    let s = format!("{x}");
+    if s.contains('.') { s } else { s + ".0" }
+}
+
+/// Whole milliseconds, as Locust writes a median or a percentile.
+fn whole_ms(ms: f64) -> String {
+    format!("{}", ms.round() as u64)
+}
+
+fn new_writer<W: io::Write>(w: W) -> csv::Writer<W> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .quote_style(csv::QuoteStyle::Necessary)
+        .from_writer(w)
+}
+
+fn csv_error(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+/// Request Count ... Average Content Size, as the stats file and the
+/// history's totals write them.
+fn totals_fields(e: &EndpointSummary) -> [String; 7] {
+    if e.requests == 0 {
+        return [
+            "0".into(),
+            e.failures.to_string(),
+            "0".into(),
+            "0.0".into(),
+            "0".into(),
+            "0".into(),
+            "0".into(),
+        ];
+    }
+    [
+        e.requests.to_string(),
+        e.failures.to_string(),
+        whole_ms(e.percentiles_ms.get("50").copied().unwrap_or(0.0)),
+        py_float(e.avg_ms),
+        py_float(e.min_ms),
+        py_float(e.max_ms),
+        py_float(e.avg_content_size),
+    ]
+}
+
+fn percentile_fields(e: &EndpointSummary) -> Vec<String> {
+    PERCENTILES
+        .iter()
+        .map(|&p| {
+            if e.requests == 0 {
+                "N/A".to_string()
+            } else {
+                whole_ms(
+                    e.percentiles_ms
+                        .get(&percentile_label(p))
+                        .copied()
+                        .unwrap_or(0.0),
+                )
+            }
+        })
+        .collect()
+}
+
+/// Entries in Locust's order: by name, then method.
+fn locust_order(endpoints: &[EndpointSummary]) -> Vec<&EndpointSummary> {
+    let mut sorted: Vec<&EndpointSummary> = endpoints.iter().collect();
+    sorted.sort_by(|a, b| (&a.name, &a.method).cmp(&(&b.name, &b.method)));
+    sorted
+}
+
+/// `PREFIX_stats.csv` for `summary`.
+pub fn stats_csv(summary: &Summary) -> Vec<u8> {
+    let mut w = new_writer(Vec::new());
+    let mut write = || -> csv::Result<()> {
+        w.write_record(STATS_HEADER)?;
+        for e in locust_order(&summary.endpoints)
+            .into_iter()
+            .chain(std::iter::once(&summary.total))
+        {
+            let [count, failures, median, avg, min, max, size] = totals_fields(e);
+            let mut row = vec![
+                e.method.clone(),
+                e.name.clone(),
+                count,
+                failures,
+                median,
+                avg,
+                min,
+                max,
+                size,
+                py_float(e.rps),
+                py_float(e.failures_per_s),
+            ];
+            row.extend(percentile_fields(e));
+            w.write_record(&row)?;
+        }
+        Ok(())
+    };
+    write().expect("writing CSV to memory cannot fail");
+    w.into_inner().expect("flushing to memory cannot fail")
+}
+
+/// `PREFIX_failures.csv` for `summary`: failures grouped by method, name
+/// and error, most frequent first; first and last seen in Unix seconds.
+pub fn failures_csv(summary: &Summary) -> Vec<u8> {
+    let mut w = new_writer(Vec::new());
+    let mut write = || -> csv::Result<()> {
+        w.write_record(FAILURES_HEADER)?;
+        for f in &summary.failures {
+            w.write_record([
+                f.method.clone(),
+                f.name.clone(),
+                f.error.clone(),
+                f.occurrences.to_string(),
+                (f.first_seen_ms / 1000).to_string(),
+                (f.last_seen_ms / 1000).to_string(),
+            ])?;
+        }
+        Ok(())
+    };
+    write().expect("writing CSV to memory cannot fail");
+    w.into_inner().expect("flushing to memory cannot fail")
+}
+
+/// `PREFIX_exceptions.csv` for `summary`: script errors, with their
+/// `file:line:column` as the traceback.
+pub fn exceptions_csv(summary: &Summary) -> Vec<u8> {
+    let mut w = new_writer(Vec::new());
+    let mut write = || -> csv::Result<()> {
+        w.write_record(EXCEPTIONS_HEADER)?;
+        for e in &summary.errors {
+            w.write_record([
+                e.count.to_string(),
+                e.message.clone(),
+                e.location.clone(),
+                LOCAL_NODE.to_string(),
+            ])?;
+        }
+        Ok(())
+    };
+    write().expect("writing CSV to memory cannot fail");
+    w.into_inner().expect("flushing to memory cannot fail")
+}
+
+/// One history row: current rates (the live table's window), percentiles,
+/// and the entry's totals so far.
+fn history_row(
+    stats: &RunStats,
+    timestamp: u64,
+    entry: &EntryDelta,
+    method: &str,
+    current: bool,
+) -> Vec<String> {
+    let key = (!method.is_empty()).then_some(&entry.key);
+    let (rps, window) = stats.current(key);
+    let failures_per_s = stats.current_failures(key);
+    let totals = EndpointSummary::of(entry, method, 1.0);
+    let mut row = vec![
+        timestamp.to_string(),
+        stats.users().to_string(),
+        method.to_string(),
+        totals.name.clone(),
+        format!("{rps:.6}"),
+        format!("{failures_per_s:.6}"),
+    ];
+    if entry.requests == 0 {
+        row.extend(PERCENTILES.iter().map(|_| "N/A".to_string()));
+    } else if current {
+        // As Locust: with the full history, the percentiles are the current
+        // ones (0 when the window holds no request).
+        row.extend(PERCENTILES.iter().map(|&p| {
+            if window.is_empty() {
+                "0".to_string()
+            } else {
+                whole_ms(window.value_at_quantile(p / 100.0) as f64 / 1000.0)
+            }
+        }));
+    } else {
+        // As Locust: the aggregated-only history has the run's percentiles
+        // so far.
+        row.extend(percentile_fields(&totals));
+    }
+    row.extend(totals_fields(&totals));
+    row
+}
+
+/// The four files of one `--csv PREFIX`.
+pub struct CsvReport {
+    prefix: PathBuf,
+    full_history: bool,
+    history: csv::Writer<File>,
+}
+
+/// `PREFIX` + `suffix` (`out/run` + `_stats.csv`).
+fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(prefix.as_os_str());
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+impl CsvReport {
+    /// The files `prefix` names: stats, history, failures, exceptions.
+    pub fn paths(prefix: &Path) -> [PathBuf; 4] {
+        [
+            "_stats.csv",
+            "_stats_history.csv",
+            "_failures.csv",
+            "_exceptions.csv",
+        ]
+        .map(|suffix| with_suffix(prefix, suffix))
+    }
+
+    /// Creates the four files (and the prefix's directory), each with its
+    /// header.
+    pub fn create(prefix: &Path, full_history: bool) -> io::Result<CsvReport> {
+        let [stats, history, failures, exceptions] = Self::paths(prefix);
+        if let Some(dir) = stats.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        fn header_only(path: &Path, header: &[&str]) -> io::Result<()> {
+            let mut w = new_writer(Vec::new());
+            w.write_record(header).map_err(csv_error)?;
+            let bytes = w
+                .into_inner()
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            write_atomically(path, &bytes)
+        }
+        header_only(&stats, &STATS_HEADER)?;
+        header_only(&failures, &FAILURES_HEADER)?;
+        header_only(&exceptions, &EXCEPTIONS_HEADER)?;
+        let mut history = new_writer(File::create(&history)?);
+        history.write_record(HISTORY_HEADER).map_err(csv_error)?;
+        history.flush()?;
+        Ok(CsvReport {
+            prefix: prefix.to_path_buf(),
+            full_history,
+            history,
+        })
+    }
+
+    /// Appends the history rows for the report cut at `at_ms`.
+    pub fn append_history(&mut self, stats: &RunStats, at_ms: u64) -> io::Result<()> {
+        let timestamp = at_ms / 1000;
+        if self.full_history {
+            let mut entries: Vec<&EntryDelta> = stats.totals().collect();
+            entries.sort_by(|a, b| {
+                (&a.key.name, a.key.method.as_str()).cmp(&(&b.key.name, b.key.method.as_str()))
+            });
+            for e in entries {
+                let row = history_row(stats, timestamp, e, e.key.method.as_str(), true);
+                self.history.write_record(&row).map_err(csv_error)?;
+            }
+        }
+        let total = stats.aggregated();
+        let row = history_row(stats, timestamp, &total, "", self.full_history);
+        self.history.write_record(&row).map_err(csv_error)?;
+        self.history.flush()
+    }
+
+    /// Rewrites the stats, failures and exceptions files from `summary`.
+    pub fn write_tables(&self, summary: &Summary) -> io::Result<()> {
+        let [stats, _, failures, exceptions] = Self::paths(&self.prefix);
+        write_atomically(&stats, &stats_csv(summary))?;
+        write_atomically(&failures, &failures_csv(summary))?;
+        write_atomically(&exceptions, &exceptions_csv(summary))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::{ErrorSummary, FailureSummary};
+    use blast_proto::{EntryKey, Method, StatsDelta};
+
+    #[test]
+    fn floats_read_as_python_writes_them() {
+        let cases = [
+            (0.0, "0.0"),
+            (12.0, "12.0"),
+            (0.25, "0.25"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1.0 / 3.0, "0.3333333333333333"),
+            (123456.5, "123456.5"),
+            (3.3e-5, "3.3e-05"),
+            (1e-4, "0.0001"),
+            (1e16, "1e+16"),
+            (2.5e20, "2.5e+20"),
+            (-1.5, "-1.5"),
+        ];
+        for (x, python) in cases {
+            assert_eq!(py_float(x), python, "{x}");
+        }
+    }
+
+    #[test]
+    fn percentile_columns_follow_the_reported_percentiles() {
+        let labels: Vec<String> = PERCENTILES
+            .iter()
+            .map(|&p| format!("{}%", percentile_label(p)))
+            .collect();
+        assert_eq!(&STATS_HEADER[11..], labels.as_slice());
+        assert_eq!(&HISTORY_HEADER[6..17], labels.as_slice());
+    }
+
+    fn endpoint(method: &str, name: &str, latencies_us: &[u64]) -> EndpointSummary {
+        let mut e = EntryDelta::new(EntryKey {
+            method: Method::parse(method).unwrap_or(Method::Get),
+            name: name.into(),
+        });
+        for &us in latencies_us {
+            e.record(us, 100, us > 2000);
+        }
+        EndpointSummary::of(&e, method, 2.0)
+    }
+
+    fn summary() -> Summary {
+        let total = endpoint("", "Aggregated", &[1000, 1500, 3000]);
+        Summary {
+            blast_version: "0".into(),
+            parameters: crate::summary::Parameters {
+                scenario: "s.rhai".into(),
+                host: "http://127.0.0.1:1".into(),
+                users: 1,
+                spawn_rate: 1.0,
+                duration_s: None,
+                cores: 1,
+                pinned: false,
+                timeout_s: 1.0,
+                stop_timeout_s: 1.0,
+                seed: None,
+            },
+            started_at: String::new(),
+            started_at_ms: 0,
+            ended_at_ms: 0,
+            duration_s: 2.0,
+            stop_reason: "duration".into(),
+            percentiles: PERCENTILES.to_vec(),
+            endpoints: vec![
+                endpoint("POST", "/b", &[3000]),
+                endpoint("GET", "/b, \"quoted\"", &[1000, 1500]),
+                endpoint("GET", "/empty", &[]),
+            ],
+            total,
+            failures: vec![FailureSummary {
+                method: "POST".into(),
+                name: "/b".into(),
+                error: "HTTP 500".into(),
+                occurrences: 1,
+                first_seen_ms: 1_700_000_000_123,
+                last_seen_ms: 1_700_000_001_999,
+            }],
+            errors: vec![ErrorSummary {
+                message: "boom, again".into(),
+                location: "s.rhai:3:5".into(),
+                count: 2,
+                first_seen_ms: 0,
+                last_seen_ms: 0,
+            }],
+            checks: Vec::new(),
+            health: crate::summary::HealthSummary {
+                max_busy: 0.0,
+                busy_reports: 0,
+                generator_saturated: false,
+            },
+            thresholds: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn stats_rows_are_written_as_locust_writes_them() {
+        let text = String::from_utf8(stats_csv(&summary())).unwrap();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        assert_eq!(lines[0], STATS_HEADER.join(","));
+        // Locust's order: by name, then method; the aggregated row last.
+        assert_eq!(
+            lines[1],
+            "POST,/b,1,1,3,3.0,3.0,3.001,100.0,0.5,0.5,3,3,3,3,3,3,3,3,3,3,3"
+        );
+        assert_eq!(
+            lines[2],
+            "GET,\"/b, \"\"quoted\"\"\",2,0,1,1.25,1.0,1.5,100.0,1.0,0.0,1,2,2,2,2,2,2,2,2,2,2"
+        );
+        assert_eq!(
+            lines[3],
+            "GET,/empty,0,0,0,0.0,0,0,0,0.0,0.0,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A,N/A"
+        );
+        assert!(
+            lines[4].starts_with(",Aggregated,3,1,2,1.8333333333333333,1.0,3.001,100.0,1.5,0.5,")
+        );
+        assert_eq!(lines[5], "");
+        assert_eq!(lines.len(), 6);
+    }
+
+    #[test]
+    fn failures_and_exceptions_files() {
+        let s = summary();
+        let failures = String::from_utf8(failures_csv(&s)).unwrap();
+        assert_eq!(
+            failures,
+            "Method,Name,Error,Occurrences,First Seen,Last Seen\r\nPOST,/b,HTTP 500,1,1700000000,1700000001\r\n"
+        );
+        let exceptions = String::from_utf8(exceptions_csv(&s)).unwrap();
+        assert_eq!(
+            exceptions,
+            "Count,Message,Traceback,Nodes\r\n2,\"boom, again\",s.rhai:3:5,local\r\n"
+        );
+    }
+
+    #[test]
+    fn history_appends_one_aggregated_row_per_report_or_every_entry() {
+        let dir = tempfile_dir();
+        for full in [false, true] {
+            let prefix = dir.join(if full { "full" } else { "agg" });
+            let mut report = CsvReport::create(&prefix, full).unwrap();
+            let mut stats = RunStats::default();
+            for seq in 0..3u64 {
+                let mut a = EntryDelta::new(EntryKey {
+                    method: Method::Get,
+                    name: "/a".into(),
+                });
+                a.record(1000, 10, false);
+                let mut b = EntryDelta::new(EntryKey {
+                    method: Method::Post,
+                    name: "/a".into(),
+                });
+                b.record(2000, 10, true);
+                stats.merge(&StatsDelta {
+                    seq,
+                    at_ms: 1_700_000_000_000 + seq * 1000,
+                    entries: vec![a, b],
+                    users: 4,
+                    ..Default::default()
+                });
+                report
+                    .append_history(&stats, 1_700_000_000_000 + seq * 1000)
+                    .unwrap();
+            }
+            let text = std::fs::read_to_string(&CsvReport::paths(&prefix)[1]).unwrap();
+            let rows: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+            assert_eq!(rows[0], HISTORY_HEADER.join(","));
+            let per_report = if full { 3 } else { 1 };
+            assert_eq!(rows.len(), 1 + 3 * per_report, "{text}");
+            let last: Vec<&str> = rows.last().unwrap().split(',').collect();
+            assert_eq!(&last[..4], ["1700000002", "4", "", "Aggregated"]);
+            assert_eq!(last[17], "6", "total requests so far");
+            assert_eq!(last[18], "3", "total failures so far");
+            if full {
+                let first_entry: Vec<&str> = rows[1].split(',').collect();
+                assert_eq!(&first_entry[2..4], ["GET", "/a"]);
+            }
+            for stale in ["_stats.csv", "_failures.csv", "_exceptions.csv"] {
+                let text = std::fs::read_to_string(with_suffix(&prefix, stale)).unwrap();
+                assert_eq!(text.lines().count(), 1, "{stale}: only a header so far");
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "blast-csv-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
