@@ -66,17 +66,8 @@ pub struct RunArgs {
     /// Seed for users' random choices, to repeat a run's choices.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Run only tasks with one of these tags (comma-separated or repeated).
-    #[arg(short = 'T', long = "tags", value_delimiter = ',', value_name = "TAG")]
-    pub tags: Vec<String>,
-    /// Leave out tasks with one of these tags (comma-separated or repeated).
-    #[arg(
-        short = 'E',
-        long = "exclude-tags",
-        value_delimiter = ',',
-        value_name = "TAG"
-    )]
-    pub exclude_tags: Vec<String>,
+    #[command(flatten)]
+    pub tags: TagArgs,
     /// Write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -165,10 +156,17 @@ pub struct CheckArgs {
     /// The scenario file (Rhai).
     #[arg(short = 's', long = "scenario", value_name = "FILE")]
     pub scenario: PathBuf,
-    /// Show the ratios with only tasks with one of these tags.
+    #[command(flatten)]
+    pub tags: TagArgs,
+}
+
+/// `--tags` / `--exclude-tags`, for `run` and `check`.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// Only tasks with one of these tags (comma-separated or repeated).
     #[arg(short = 'T', long = "tags", value_delimiter = ',', value_name = "TAG")]
     pub tags: Vec<String>,
-    /// Show the ratios without tasks with one of these tags.
+    /// Leave out tasks with one of these tags (comma-separated or repeated).
     #[arg(
         short = 'E',
         long = "exclude-tags",

@@ -111,12 +111,12 @@ fn default_cores() -> usize {
     blast_engine::allowed_cpus().len().max(1)
 }
 
-fn load_scenario(path: &Path, tags: &[String], exclude: &[String]) -> anyhow::Result<Scenario> {
+fn load_scenario(path: &Path, tags: &cli::TagArgs) -> anyhow::Result<Scenario> {
     Ok(Scenario::load_with_tags(
         path,
         TagFilter {
-            include: tags.to_vec(),
-            exclude: exclude.to_vec(),
+            include: tags.tags.clone(),
+            exclude: tags.exclude_tags.clone(),
         },
     )?)
 }
@@ -161,7 +161,7 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     if args.print_interval < Duration::from_millis(100) {
         bail!("--print-interval must be at least 100ms");
     }
-    let scenario = load_scenario(&scenario_path, &args.tags, &args.exclude_tags)?;
+    let scenario = load_scenario(&scenario_path, &args.tags)?;
     let thresholds = threshold::thresholds_from(scenario.thresholds(), &args.thresholds)
         .map_err(threshold_error)?;
     if args.abort_on_fail && thresholds.is_empty() {
@@ -303,7 +303,7 @@ fn target(args: TargetArgs) -> anyhow::Result<i32> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<i32> {
-    let scenario = load_scenario(&args.scenario, &args.tags, &args.exclude_tags)?;
+    let scenario = load_scenario(&args.scenario, &args.tags)?;
     threshold::thresholds_from(scenario.thresholds(), &[]).map_err(threshold_error)?;
     print!("{}", describe(&scenario));
     Ok(EXIT_OK)

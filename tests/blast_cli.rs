@@ -31,6 +31,17 @@ pub fn blast(args: &[&str]) -> Ran {
     }
 }
 
+/// The built-in target on a free loopback port, logging requests in order
+/// (`METHOD PATH STATUS` lines) to `log` when given.
+pub fn start_target(log: Option<std::path::PathBuf>) -> blast_target::Target {
+    blast_target::Target::start(blast_target::TargetOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        threads: 1,
+        access_log: log,
+    })
+    .expect("the built-in target starts")
+}
+
 /// A scratch directory with a scenario in it.
 pub struct Scratch {
     pub dir: tempfile::TempDir,

@@ -8,18 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use blast_target::{Target, TargetOptions};
-
-use crate::blast_cli::{Ran, Scratch, assert_matches_schema, exclusive};
-
-fn target() -> Target {
-    Target::start(TargetOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        threads: 1,
-        access_log: None,
-    })
-    .expect("the built-in target starts")
-}
+use crate::blast_cli::{Ran, Scratch, assert_matches_schema, exclusive, start_target};
 
 /// Requests that pass, requests that fail (HTTP 500) and a script error.
 const MIXED: &str = r#"user("U", #{ wait: constant(0.05), tasks: [task(Fn("home"), 4), task(Fn("broken"), 1), task(Fn("oops"), 1)] });
@@ -90,7 +79,7 @@ fn whole_ms(v: &serde_json::Value) -> String {
 #[test]
 fn csv_files_are_locusts_and_agree_with_the_json_and_the_target() {
     let _one = exclusive();
-    let target = target();
+    let target = start_target(None);
     let scratch = Scratch::new();
     let scenario = scratch.file("mixed.rhai", MIXED);
     let prefix = scratch.path("out/run");
@@ -367,7 +356,7 @@ fn the_html_report_draws_its_charts_in_chromium() {
         return;
     };
     let _one = exclusive();
-    let target = target();
+    let target = start_target(None);
     let scratch = Scratch::new();
     let scenario = scratch.file("mixed.rhai", MIXED);
     let report = scratch.path("report/run.html");
@@ -461,7 +450,7 @@ fn the_html_report_draws_its_charts_in_chromium() {
 #[test]
 fn thresholds_pass_with_0_and_fail_with_3_naming_themselves() {
     let _one = exclusive();
-    let target = target();
+    let target = start_target(None);
     let scratch = Scratch::new();
     let url = format!("http://{}", target.addr());
     let clean = scratch.file("clean.rhai", CLEAN);
@@ -842,7 +831,7 @@ fn settings_come_from_the_file_then_the_environment_then_the_command_line() {
 #[test]
 fn a_run_set_up_by_the_file_and_the_environment_alone() {
     let _one = exclusive();
-    let target = target();
+    let target = start_target(None);
     let scratch = Scratch::new();
     scratch.file("clean.rhai", CLEAN);
     std::fs::write(

@@ -5,19 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::blast_cli::{
     Ran, Scratch, assert_matches_schema, blast, endpoint, exclusive, failures, run_json,
-    total_requests,
+    start_target, total_requests,
 };
-use blast_target::{Counts, Target, TargetOptions};
-
-/// The built-in target, logging requests in order to `log` when given.
-fn start_target(log: Option<PathBuf>) -> Target {
-    Target::start(TargetOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        threads: 1,
-        access_log: log,
-    })
-    .expect("the built-in target starts")
-}
+use blast_target::{Counts, Target};
 
 /// Runs `source` against a fresh target; returns the run, its summary and
 /// the target's counts.

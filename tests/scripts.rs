@@ -2,22 +2,12 @@
 //! position and the run goes on; runaway recursion is stopped cleanly; a
 //! scenario that cannot run stops `blast run` before any load.
 
-use crate::blast_cli::{Scratch, blast, exclusive, run_json, total_requests};
-use blast_target::{Target, TargetOptions};
-
-fn target() -> Target {
-    Target::start(TargetOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        threads: 1,
-        access_log: None,
-    })
-    .expect("the built-in target starts")
-}
+use crate::blast_cli::{Scratch, blast, exclusive, run_json, start_target, total_requests};
 
 #[test]
 fn a_script_error_is_counted_with_its_position_and_the_run_goes_on() {
     let _one = exclusive();
-    let target = target();
+    let target = start_target(None);
     let scratch = Scratch::new();
     let scenario = scratch.file(
         "oops.rhai",
@@ -49,7 +39,7 @@ fn a_script_error_is_counted_with_its_position_and_the_run_goes_on() {
 #[test]
 fn infinite_recursion_is_stopped_with_an_error_not_a_crash() {
     let _one = exclusive();
-    let target = target();
+    let target = start_target(None);
     let scratch = Scratch::new();
     let scenario = scratch.file(
         "deep.rhai",
@@ -82,7 +72,7 @@ fn infinite_recursion_is_stopped_with_an_error_not_a_crash() {
 #[test]
 fn a_runaway_loop_is_stopped_and_other_users_keep_going() {
     let _one = exclusive();
-    let target = target();
+    let target = start_target(None);
     let scratch = Scratch::new();
     let scenario = scratch.file(
         "spin.rhai",

@@ -1,17 +1,9 @@
 //! Whole runs against the built-in target: exact counts, spawn timing, the
 //! demo and the examples.
 
-use crate::blast_cli::{Scratch, blast, endpoint, exclusive, run_json, total_requests};
-use blast_target::{Target, TargetOptions};
-
-fn target() -> Target {
-    Target::start(TargetOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        threads: 1,
-        access_log: None,
-    })
-    .expect("the built-in target starts")
-}
+use crate::blast_cli::{
+    Scratch, blast, endpoint, exclusive, run_json, start_target, total_requests,
+};
 
 /// Users come up at the global spawn rate across shards: 40 users at 20/s
 /// on 2 shards are all up after about 2 s, not 2 s per shard; and every
@@ -19,7 +11,7 @@ fn target() -> Target {
 #[test]
 fn users_spawn_at_the_global_rate_and_counts_match_the_target() {
     let _one = exclusive();
-    let target = target();
+    let target = start_target(None);
     let scratch = Scratch::new();
     let scenario = scratch.file(
         "ping.rhai",

@@ -133,15 +133,8 @@ fn build_request(
     let mut request = Request {
         method,
         origin,
-        path: String::new(),
-        headers: Vec::new(),
-        body: Vec::new(),
-        name: String::new(),
-        timeout: None,
         keep_body: !ctx.discarded.borrow().contains(&pos),
-        expect: Vec::new(),
-        follow_redirects: true,
-        raw_path: false,
+        ..Request::get("")
     };
     let mut name = None;
     for (key, value) in options.unwrap_or_default() {

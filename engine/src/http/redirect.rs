@@ -128,19 +128,14 @@ mod tests {
     fn request(method: Method, path: &str) -> Request {
         Request {
             method,
-            origin: 0,
-            path: path.into(),
             headers: vec![
                 ("Content-Type".into(), "application/json".into()),
                 ("Authorization".into(), "Bearer x".into()),
             ],
             body: b"{}".to_vec(),
             name: "n".into(),
-            timeout: None,
             keep_body: true,
-            expect: Vec::new(),
-            follow_redirects: true,
-            raw_path: false,
+            ..Request::get(path)
         }
     }
 

@@ -251,19 +251,12 @@ mod tests {
     fn request(method: Method, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Request {
         Request {
             method,
-            origin: 0,
-            path: path.to_string(),
             headers: headers
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
             body: body.to_vec(),
-            name: path.to_string(),
-            timeout: None,
-            keep_body: false,
-            expect: Vec::new(),
-            follow_redirects: true,
-            raw_path: false,
+            ..Request::get(path)
         }
     }
 
