@@ -1,0 +1,172 @@
+//! The HTML report, rendered in headless Chromium.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::*;
+use crate::blast_cli::{Scratch, exclusive, start_target};
+
+/// The Chromium binary Debian's `chromium` package installs, if any.
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| [dir.join("chromium"), dir.join("chromium-browser")])
+        .find(|p| p.is_file())
+}
+
+/// Runs headless Chromium on `page` with `args`; returns its stderr.
+fn run_chromium(chromium: &Path, profile: &Path, page: &Path, args: &[&str]) -> (String, String) {
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--hide-scrollbars",
+            "--no-first-run",
+            "--force-device-scale-factor=1",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Pixels of the screenshot within a small distance of each colour.
+fn count_colours(png_path: &Path, colours: &[(&str, [u8; 3])]) -> Vec<usize> {
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(File::open(png_path).unwrap()));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = match info.color_type {
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        other => panic!("unexpected screenshot colour type {other:?}"),
+    };
+    let pixels = &buf[..info.buffer_size()];
+    colours
+        .iter()
+        .map(|(_, rgb)| {
+            pixels
+                .chunks_exact(channels)
+                .filter(|p| (0..3).all(|i| p[i].abs_diff(rgb[i]) <= 12))
+                .count()
+        })
+        .collect()
+}
+
+#[test]
+fn the_html_report_draws_its_charts_in_chromium() {
+    let Some(chromium) = chromium() else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "chromium is not installed: scripts/install-deps.sh installs Debian's chromium package"
+            );
+        }
+        eprintln!(
+            "\n*** SKIPPED the_html_report_draws_its_charts_in_chromium: no chromium on PATH (scripts/install-deps.sh installs it; CI fails without it) ***\n"
+        );
+        return;
+    };
+    let _one = exclusive();
+    let target = start_target(None);
+    let scratch = Scratch::new();
+    let scenario = scratch.file("mixed.rhai", MIXED);
+    let report = scratch.path("report/run.html");
+    let url = format!("http://{}", target.addr());
+    let ran = blast_in(
+        scratch.dir.path(),
+        &[],
+        &[
+            "run",
+            "-s",
+            scenario.to_str().unwrap(),
+            "-H",
+            &url,
+            "-u",
+            "5",
+            "-r",
+            "5",
+            "-t",
+            "5s",
+            "--cores",
+            "1",
+            "--html",
+            report.to_str().unwrap(),
+            "--threshold",
+            "fail_ratio<0.9",
+            "--only-summary",
+        ],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    target.stop();
+
+    // Self-contained: nothing to fetch, and a policy that forbids fetching.
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.contains("Content-Security-Policy\" content=\"default-src 'none'"));
+    for fetch in ["<link", "<script src", "<img", "<iframe", "url("] {
+        assert!(!html.contains(fetch), "the report holds {fetch:?}");
+    }
+
+    // After its scripts ran: three charts, and no error banner.
+    let profile = scratch.path("chromium-profile");
+    let (dom, _) = run_chromium(
+        &chromium,
+        &profile,
+        &report,
+        &["--virtual-time-budget=5000", "--dump-dom"],
+    );
+    assert!(dom.contains("data-rendered=\"3\""), "{dom}");
+    assert_eq!(dom.matches("<canvas").count(), 3, "{dom}");
+    assert!(!dom.contains("<p id=\"report-error\""), "{dom}");
+    assert!(
+        dom.contains("fail_ratio&lt;0.9"),
+        "the thresholds table is drawn"
+    );
+
+    // A screenshot, with the page's console on stderr: no console message
+    // at all, and every chart's lines drawn in their colours.
+    let shot = scratch.path("report.png");
+    let (_, log) = run_chromium(
+        &chromium,
+        &profile,
+        &report,
+        &[
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            "--window-size=1280,2400",
+            &format!("--screenshot={}", shot.display()),
+        ],
+    );
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    let colours = [
+        ("requests/s", [0x1f, 0x77, 0xb4]),
+        ("failures/s", [0xd6, 0x27, 0x28]),
+        ("p50", [0x2c, 0xa0, 0x2c]),
+        ("p95", [0xff, 0x7f, 0x0e]),
+        ("p99", [0x94, 0x67, 0xbd]),
+        ("users", [0x17, 0xbe, 0xcf]),
+    ];
+    let counts = count_colours(&shot, &colours);
+    for ((name, _), count) in colours.iter().zip(&counts) {
+        // A line across a chart is hundreds of pixels; a legend swatch is
+        // a few dozen.
+        assert!(
+            *count >= 300,
+            "the {name} line is not drawn ({count} pixels): {counts:?}"
+        );
+    }
+}
