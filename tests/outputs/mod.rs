@@ -9,14 +9,14 @@ use crate::blast_cli::Ran;
 
 /// Requests that pass, requests that fail (HTTP 500) and a script error.
 pub(super) const MIXED: &str = r#"user("U", #{ wait: constant(0.05), tasks: [task(Fn("home"), 4), task(Fn("broken"), 1), task(Fn("oops"), 1)] });
-pub(super) fn home() { http::get("/"); }
-pub(super) fn broken() { http::get("/status/500"); }
-pub(super) fn oops() { throw "boom, on purpose"; }
+fn home() { http::get("/"); }
+fn broken() { http::get("/status/500"); }
+fn oops() { throw "boom, on purpose"; }
 "#;
 
 /// Only requests that pass.
 pub(super) const CLEAN: &str = r#"user("U", #{ wait: constant(0.05), tasks: [Fn("home")] });
-pub(super) fn home() { http::get("/"); }
+fn home() { http::get("/"); }
 "#;
 
 /// A `blast` command in `dir` with no `BLAST_*` variable but `env`.
