@@ -22,5 +22,5 @@ mod user;
 pub use node::{LocalNode, NodeConfig, NodeError, NodeEvent};
 pub use runtime::allowed_cpus;
 pub use user::{
-    Outcome, Resume, ScenarioBuilder, ScriptError, ShardScenario, Step, TestHook, VirtualUser, Work,
+    Outcome, Resume, ScenarioBuilder, ScriptError, ShardScenario, Step, TestHook, VirtualUser, Wait, Work,
 };

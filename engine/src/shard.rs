@@ -286,7 +286,9 @@ async fn run_user(shard: Rc<Shard>, mut user: Box<dyn VirtualUser>, stop: Signal
         if stop.fired() || !matches!(outcome, Outcome::Completed | Outcome::Failed(_)) {
             break;
         }
-        let wait = user.wait_time();
+        let wait = match user.wait() {
+            crate::user::Wait::For(d) | crate::user::Wait::Pace(d) => d,
+        };
         if !wait.is_zero() {
             futures_lite::future::or(runtime::sleep(wait), stop.wait()).await;
         } else {

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use blast_proto::{
-    CheckDelta, EntryDelta, EntryKey, FailureDelta, FailureKind, Method, ScriptErrorDelta,
-    StatsDelta,
+    CheckDelta, EntryDelta, EntryKey, FailureDelta, FailureKind, LatencyHistogram, Method,
+    ScriptErrorDelta, StatsDelta, new_histogram,
 };
 
 const METHODS: usize = 8;
@@ -25,6 +25,10 @@ fn method_slot(method: Method) -> usize {
         Method::Options => 6,
         Method::Metric => 7,
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
 }
 
 /// Milliseconds since the Unix epoch.
@@ -44,6 +48,9 @@ pub(crate) struct ShardStats {
     failures: HashMap<(u32, FailureKind, String), FailureDelta>,
     errors: HashMap<(String, String), ScriptErrorDelta>,
     checks: HashMap<String, CheckDelta>,
+    iterations: u64,
+    dropped: u64,
+    lateness: LatencyHistogram,
 }
 
 impl ShardStats {
@@ -56,6 +63,9 @@ impl ShardStats {
             failures: HashMap::new(),
             errors: HashMap::new(),
             checks: HashMap::new(),
+            iterations: 0,
+            dropped: 0,
+            lateness: new_histogram(),
         }
     }
 
@@ -84,9 +94,24 @@ impl ShardStats {
         bytes: u64,
         failure: Option<(FailureKind, &str)>,
     ) {
+        self.record_late(method, name, latency, Duration::ZERO, bytes, failure);
+    }
+
+    /// Records one request sent `late` after it was due: its latency is
+    /// recorded corrected (`latency + late`) and as measured.
+    pub(crate) fn record_late(
+        &mut self,
+        method: Method,
+        name: &str,
+        latency: Duration,
+        late: Duration,
+        bytes: u64,
+        failure: Option<(FailureKind, &str)>,
+    ) {
         let i = self.entry(method, name);
-        let us = latency.as_micros().min(u128::from(u64::MAX)) as u64;
-        self.entries[i as usize].record(us, bytes, failure.is_some());
+        let us = micros(latency);
+        let corrected = us.saturating_add(micros(late));
+        self.entries[i as usize].record_corrected(corrected, us, bytes, failure.is_some());
         if let Some((kind, message)) = failure {
             let now = unix_ms();
             let key = self.entries[i as usize].key.clone();
@@ -105,6 +130,21 @@ impl ShardStats {
                     last_seen_ms: now,
                 });
         }
+    }
+
+    /// Counts one task iteration done.
+    pub(crate) fn record_iteration(&mut self) {
+        self.iterations += 1;
+    }
+
+    /// Counts one open-model iteration dropped.
+    pub(crate) fn record_dropped(&mut self) {
+        self.dropped += 1;
+    }
+
+    /// Records how late a scheduled start began, by the shard's timers.
+    pub(crate) fn record_lateness(&mut self, late: Duration) {
+        let _ = self.lateness.record(micros(late));
     }
 
     /// Records a script error.
@@ -161,6 +201,9 @@ impl ShardStats {
             users,
             busy,
             last,
+            iterations: std::mem::take(&mut self.iterations),
+            dropped: std::mem::take(&mut self.dropped),
+            lateness: std::mem::replace(&mut self.lateness, new_histogram()),
         };
         self.seq += 1;
         delta

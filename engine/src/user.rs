@@ -101,14 +101,27 @@ pub trait VirtualUser {
     /// Resumes the piece of work in progress with the result of its last step.
     fn resume(&mut self, input: Resume) -> Step;
 
-    /// How long to wait after a task before the next one.
-    fn wait_time(&mut self) -> Duration;
+    /// How to wait after a task before the next one (closed model; the
+    /// open model starts tasks on its own schedule).
+    fn wait(&mut self) -> Wait;
 
     /// What the last piece of work returned, as JSON, when it is worth
     /// keeping (a run-wide start hook's result).
     fn result(&mut self) -> Option<String> {
         None
     }
+}
+
+/// How a user waits between tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// This long after the task ended.
+    For(Duration),
+    /// Keep a schedule of one task every this long: the next task is due
+    /// one period after the last was due (Locust's `constant_pacing` and
+    /// `constant_throughput`). A user behind its schedule starts its next
+    /// task at once, and its requests are timed from when the task was due.
+    Pace(Duration),
 }
 
 /// The run-wide hooks, run once per run on one shard.
@@ -125,6 +138,14 @@ pub trait ShardScenario {
     /// Makes the user with this run-wide index (0, 1, 2, ... in spawn order
     /// across all shards).
     fn new_user(&self, index: u64) -> Box<dyn VirtualUser>;
+
+    /// Makes the user with index `index` among the users of type
+    /// `user_type` (its place in the scenario's list of user types), for
+    /// loads that set each type's count. `None` when there is no such type.
+    fn new_user_of_type(&self, user_type: usize, index: u64) -> Option<Box<dyn VirtualUser>> {
+        let _ = (user_type, index);
+        None
+    }
 
     /// A user that runs the run-wide `hook` as its [`Work::OnStart`], when
     /// the scenario has that hook.

@@ -34,8 +34,16 @@ pub struct EntryKey {
 pub struct EntryDelta {
     /// Which entry.
     pub key: EntryKey,
-    /// Latency of every request, failed or not, in microseconds.
+    /// Latency of every request, failed or not, in microseconds. Where a
+    /// request was due earlier than it was sent (an open-model iteration
+    /// that started late, a paced user behind its schedule), this is the
+    /// corrected latency, timed from when it was due (coordinated
+    /// omission).
     pub latency: LatencyHistogram,
+    /// The uncorrected latencies (timed from when each request was sent),
+    /// kept only once one differed from its corrected value; `None` means
+    /// they equal [`EntryDelta::latency`].
+    pub uncorrected: Option<LatencyHistogram>,
     /// Requests completed (answered or failed).
     pub requests: u64,
     /// Of those, failed.
@@ -44,6 +52,8 @@ pub struct EntryDelta {
     pub bytes: u64,
     /// Exact sum of latencies in microseconds, for an exact average.
     pub latency_sum_us: u64,
+    /// Exact sum of uncorrected latencies in microseconds.
+    pub uncorrected_sum_us: u64,
 }
 
 impl EntryDelta {
@@ -52,31 +62,65 @@ impl EntryDelta {
         EntryDelta {
             key,
             latency: new_histogram(),
+            uncorrected: None,
             requests: 0,
             failures: 0,
             bytes: 0,
             latency_sum_us: 0,
+            uncorrected_sum_us: 0,
         }
     }
 
-    /// Records one request.
+    /// Records one request that was sent when it was due.
     pub fn record(&mut self, latency_us: u64, bytes: u64, failed: bool) {
+        self.record_corrected(latency_us, latency_us, bytes, failed);
+    }
+
+    /// Records one request timed both from when it was due (`corrected_us`)
+    /// and from when it was sent (`uncorrected_us`).
+    pub fn record_corrected(
+        &mut self,
+        corrected_us: u64,
+        uncorrected_us: u64,
+        bytes: u64,
+        failed: bool,
+    ) {
+        if corrected_us != uncorrected_us && self.uncorrected.is_none() {
+            // Until now both were the same.
+            self.uncorrected = Some(self.latency.clone());
+        }
         // Auto-resizing histograms only refuse values beyond u64's range.
-        let _ = self.latency.record(latency_us.max(1));
+        let _ = self.latency.record(corrected_us.max(1));
+        if let Some(u) = &mut self.uncorrected {
+            let _ = u.record(uncorrected_us.max(1));
+        }
         self.requests += 1;
         self.failures += u64::from(failed);
         self.bytes += bytes;
-        self.latency_sum_us += latency_us;
+        self.latency_sum_us += corrected_us;
+        self.uncorrected_sum_us += uncorrected_us;
+    }
+
+    /// The uncorrected latencies (from when each request was sent).
+    pub fn uncorrected_latency(&self) -> &LatencyHistogram {
+        self.uncorrected.as_ref().unwrap_or(&self.latency)
     }
 
     /// Adds `other`'s counts to this one's.
     pub fn merge(&mut self, other: &EntryDelta) {
+        if self.uncorrected.is_none() && other.uncorrected.is_some() {
+            self.uncorrected = Some(self.latency.clone());
+        }
+        if let Some(u) = &mut self.uncorrected {
+            let _ = u.add(other.uncorrected_latency());
+        }
         // Both histograms auto-resize, so adding cannot run out of range.
         let _ = self.latency.add(&other.latency);
         self.requests += other.requests;
         self.failures += other.failures;
         self.bytes += other.bytes;
         self.latency_sum_us += other.latency_sum_us;
+        self.uncorrected_sum_us += other.uncorrected_sum_us;
     }
 }
 
@@ -148,7 +192,7 @@ pub fn merge_checks(into: &mut Vec<CheckDelta>, more: &[CheckDelta]) {
 }
 
 /// Everything a shard or node recorded since its previous delta.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct StatsDelta {
     /// Who sent it (a shard index, or a node id).
     pub source: u32,
@@ -172,12 +216,43 @@ pub struct StatsDelta {
     pub busy: f64,
     /// Set on the last delta a source sends in a run.
     pub last: bool,
+    /// Task iterations completed (any outcome).
+    pub iterations: u64,
+    /// Open-model iterations dropped: no user came free in time.
+    pub dropped: u64,
+    /// Generator lateness in microseconds: how late each scheduled start
+    /// (an open-model arrival, a paced user's next task) actually began,
+    /// as the sender's timers saw it. High values mean a saturated
+    /// generator, not a slow target.
+    pub lateness: LatencyHistogram,
+}
+
+impl Default for StatsDelta {
+    fn default() -> StatsDelta {
+        StatsDelta {
+            source: 0,
+            seq: 0,
+            at_ms: 0,
+            entries: Vec::new(),
+            failures: Vec::new(),
+            errors: Vec::new(),
+            checks: Vec::new(),
+            users: 0,
+            busy: 0.0,
+            last: false,
+            iterations: 0,
+            dropped: 0,
+            lateness: new_histogram(),
+        }
+    }
 }
 
 impl StatsDelta {
     /// True when the delta holds no request, failure or error.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+            && self.iterations == 0
+            && self.dropped == 0
             && self.failures.is_empty()
             && self.errors.is_empty()
             && self.checks.is_empty()
@@ -207,6 +282,9 @@ impl StatsDelta {
         merge_checks(&mut self.checks, &other.checks);
         self.users += other.users;
         self.busy = self.busy.max(other.busy);
+        self.iterations += other.iterations;
+        self.dropped += other.dropped;
+        let _ = self.lateness.add(&other.lateness);
     }
 }
 
@@ -285,5 +363,24 @@ mod tests {
         assert_eq!(root.latency_sum_us, 800);
         assert_eq!(a.failures.len(), 1);
         assert_eq!(a.failures[0].count, 4);
+        assert!(root.uncorrected.is_none(), "nothing was corrected");
+    }
+
+    #[test]
+    fn uncorrected_latencies_are_kept_once_they_differ() {
+        let mut a = EntryDelta::new(key("/"));
+        a.record(100, 0, false);
+        a.record_corrected(5_000, 200, 0, false);
+        let u = a.uncorrected.as_ref().unwrap();
+        assert_eq!((a.latency.max(), u.max()), (5_000, 200));
+        assert_eq!(u.len(), 2);
+        assert_eq!((a.latency_sum_us, a.uncorrected_sum_us), (5_100, 300));
+        // Merging into an entry that never differed keeps both sides exact.
+        let mut b = EntryDelta::new(key("/"));
+        b.record(300, 0, false);
+        b.merge(&a);
+        let u = b.uncorrected_latency();
+        assert_eq!((b.latency.len(), u.len()), (3, 3));
+        assert_eq!((b.latency.max(), u.max()), (5_000, 300));
     }
 }

@@ -41,6 +41,18 @@ pub enum WaitTime {
 }
 
 impl WaitTime {
+    /// The period of a pacing wait (`constant_pacing`, `constant_throughput`):
+    /// such users keep a schedule, so their latencies can be corrected
+    /// against it.
+    pub fn period(self) -> Option<Duration> {
+        let seconds = match self {
+            WaitTime::ConstantPacing(period) => period,
+            WaitTime::ConstantThroughput(rate) => 1.0 / rate,
+            _ => return None,
+        };
+        Duration::try_from_secs_f64(seconds.max(0.0)).ok()
+    }
+
     /// The wait after a task that took `took`, given a uniform random number
     /// `unit` in [0, 1).
     pub fn after(self, took: Duration, unit: f64) -> Duration {

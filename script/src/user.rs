@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use blast_engine::{
-    Outcome, Resume, ScriptError, ShardScenario, Step, TestHook, VirtualUser, Work,
+    Outcome, Resume, ScriptError, ShardScenario, Step, TestHook, VirtualUser, Wait, Work,
 };
 use rhai::{CallFnOptions, Dynamic, EvalAltResult, Map, Scope};
 
@@ -242,8 +242,8 @@ impl VirtualUser for IdleUser {
     fn resume(&mut self, _input: Resume) -> Step {
         Step::Done(Outcome::Completed)
     }
-    fn wait_time(&mut self) -> Duration {
-        Duration::from_secs(3600)
+    fn wait(&mut self) -> Wait {
+        Wait::For(Duration::from_secs(3600))
     }
 }
 
@@ -500,7 +500,7 @@ impl VirtualUser for ScriptUser {
         }
     }
 
-    fn wait_time(&mut self) -> Duration {
+    fn wait(&mut self) -> Wait {
         let wait = self
             .groups
             .iter()
@@ -508,7 +508,10 @@ impl VirtualUser for ScriptUser {
             .find_map(|g| g.group.wait)
             .or_else(|| self.user_type().map(|u| u.wait))
             .unwrap_or(WaitTime::None);
-        wait.after(self.task_started.elapsed(), self.ctx.rng.f64())
+        match wait.period() {
+            Some(period) => Wait::Pace(period),
+            None => Wait::For(wait.after(self.task_started.elapsed(), self.ctx.rng.f64())),
+        }
     }
 
     fn result(&mut self) -> Option<String> {
