@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use blast_control::threshold::{self, ThresholdError};
-use blast_control::{OutputOptions, RunOutcome, RunPlan, ThresholdOptions};
+use blast_control::{Load, OpenSettings, OutputOptions, RunOutcome, RunPlan, ThresholdOptions};
 use blast_engine::http::Origin;
 use blast_script::{Scenario, TagFilter, TaskDef, TaskKind, WaitTime};
 
@@ -174,6 +174,11 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         host,
         users: args.users,
         spawn_rate: args.spawn_rate,
+        load: Load::Users,
+        open: OpenSettings::default(),
+        reset_stats: false,
+        iterations: None,
+        stop_on: Vec::new(),
         duration: args.run_time,
         cores: args.cores.unwrap_or_else(default_cores),
         timeout: args.timeout,
@@ -274,6 +279,11 @@ fn demo(args: DemoArgs) -> anyhow::Result<i32> {
         host: Origin::resolve(&url)?,
         users: args.users,
         spawn_rate: args.spawn_rate,
+        load: Load::Users,
+        open: OpenSettings::default(),
+        reset_stats: false,
+        iterations: None,
+        stop_on: Vec::new(),
         duration: Some(args.run_time),
         cores,
         timeout: Duration::from_secs(60),

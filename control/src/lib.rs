@@ -27,7 +27,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-pub use plan::{OutputOptions, RunPlan, ThresholdOptions};
+pub use plan::{
+    Arrivals, Iterations, Load, OpenSettings, OutputOptions, RunPlan, Stage, ThresholdOptions,
+};
 pub use run::{InProcessNode, NodeHandle, RunError, RunOutcome, RunState, run};
 pub use stats::{Health, HistoryPoint, RunStats};
 pub use summary::{
