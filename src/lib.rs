@@ -18,7 +18,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use blast_control::threshold::{self, ThresholdError};
-use blast_control::{Load, OpenSettings, OutputOptions, RunOutcome, RunPlan, ThresholdOptions};
+use blast_control::stop_on::StopCondition;
+use blast_control::{
+    Arrivals, Iterations, Load, OpenSettings, OutputOptions, RunOutcome, RunPlan, ThresholdOptions,
+};
 use blast_engine::http::Origin;
 use blast_script::{Scenario, TagFilter, TaskDef, TaskKind, WaitTime};
 
@@ -33,6 +36,9 @@ pub const EXIT_SETUP: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code of a run in which a threshold failed.
 pub const EXIT_THRESHOLD: i32 = 3;
+/// Exit code of a run stopped early by a stop condition (`--stop-on`) or a
+/// script's `stop_test()`.
+pub const EXIT_STOPPED_EARLY: i32 = 4;
 
 /// A usage error found after parsing (a required setting missing from the
 /// command line, the environment and the config file).
@@ -146,11 +152,40 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     // Bad thresholds stop the run before anything else is done.
     threshold::thresholds_from(&[], &args.thresholds).map_err(threshold_error)?;
-    if args.users == 0 {
+    for expr in &args.stop_on {
+        StopCondition::parse(expr).map_err(|e| UsageError(e.to_string()))?;
+    }
+    if args.users == Some(0) {
         bail!("--users must be at least 1");
     }
-    if !(args.spawn_rate > 0.0 && args.spawn_rate.is_finite()) {
+    if let Some(rate) = args.spawn_rate
+        && !(rate > 0.0 && rate.is_finite())
+    {
         bail!("--spawn-rate must be a positive number of users per second");
+    }
+    let stages = match &args.stages {
+        Some(text) => Some(cli::parse_stages(text, false).map_err(UsageError)?),
+        None => None,
+    };
+    let rate_stages = match &args.rate_stages {
+        Some(text) => Some(cli::parse_stages(text, true).map_err(UsageError)?),
+        None => None,
+    };
+    let open_model = args.rate.is_some() || rate_stages.is_some();
+    if args.max_users == Some(0) {
+        bail!("--max-users must be at least 1");
+    }
+    if !open_model && args.max_users.is_some() {
+        eprintln!("warning: --max-users applies to the open model (--rate, --rate-stages) only");
+    }
+    if open_model && args.iterations_per_user.is_some() {
+        return Err(UsageError(
+            "--iterations-per-user needs users that live through the run (the closed model); with --rate, use --iterations".into(),
+        )
+        .into());
+    }
+    if args.iterations == Some(0) || args.iterations_per_user == Some(0) {
+        bail!("--iterations must be at least 1");
     }
     if args.cores == Some(0) {
         bail!("--cores must be at least 1");
@@ -168,19 +203,60 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         eprintln!("warning: --abort-on-fail without a threshold does nothing");
     }
     let host = Origin::resolve(&host_url).with_context(|| format!("bad --host {host_url:?}"))?;
+    let explicit = args.users.is_some() || args.stages.is_some() || open_model;
+    let load = if let Some(stages) = stages {
+        Load::Stages(stages)
+    } else if open_model {
+        Load::Rate {
+            start: args.rate.unwrap_or(0.0),
+            stages: rate_stages.unwrap_or_default(),
+        }
+    } else if scenario.has_shape() && !explicit {
+        Load::Shape
+    } else {
+        Load::Users
+    };
+    if scenario.has_shape() && explicit {
+        eprintln!(
+            "warning: the scenario's shape() is not used: the command line sets the load"
+        );
+    }
+    let cores = args.cores.unwrap_or_else(default_cores);
+    if let Some(max) = args.max_users
+        && open_model
+        && (max as usize) < cores
+    {
+        bail!("--max-users {max} is less than --cores {cores}: every core needs a user");
+    }
     let plan = RunPlan {
         extra_hosts: extra_hosts(&scenario)?,
         scenario,
         host,
-        users: args.users,
-        spawn_rate: args.spawn_rate,
-        load: Load::Users,
-        open: OpenSettings::default(),
-        reset_stats: false,
-        iterations: None,
-        stop_on: Vec::new(),
+        users: args.users.unwrap_or(1),
+        spawn_rate: args.spawn_rate.unwrap_or(1.0),
+        load,
+        open: OpenSettings {
+            max_users: args.max_users,
+            max_wait: args.max_wait,
+            arrivals: match args.arrivals {
+                cli::ArrivalsArg::Even => Arrivals::Even,
+                cli::ArrivalsArg::Poisson => Arrivals::Poisson,
+            },
+        },
+        reset_stats: args.reset_stats,
+        iterations: args
+            .iterations
+            .map(|count| Iterations {
+                count,
+                per_user: false,
+            })
+            .or(args.iterations_per_user.map(|count| Iterations {
+                count,
+                per_user: true,
+            })),
+        stop_on: args.stop_on,
         duration: args.run_time,
-        cores: args.cores.unwrap_or_else(default_cores),
+        cores,
         timeout: args.timeout,
         stop_timeout: args.stop_timeout,
         insecure: args.insecure,
@@ -210,11 +286,15 @@ fn threshold_error(e: ThresholdError) -> anyhow::Error {
 }
 
 /// The exit code of a finished run: 3 when a threshold failed (or stopped
-/// the run), else `exit_code_on_error` when a request failed, else 0.
+/// the run), else 4 when a stop condition or `stop_test()` stopped it
+/// early, else `exit_code_on_error` when a request failed, else 0.
 pub fn exit_code(outcome: &RunOutcome, exit_code_on_error: Option<u8>) -> i32 {
     let summary = &outcome.summary;
     if outcome.threshold_abort.is_some() || summary.thresholds.iter().any(|t| !t.passed) {
         return EXIT_THRESHOLD;
+    }
+    if summary.stopped_early {
+        return EXIT_STOPPED_EARLY;
     }
     match exit_code_on_error {
         Some(code) if summary.total.failures > 0 => i32::from(code),
@@ -226,10 +306,9 @@ fn execute(plan: &RunPlan, exit_code_on_error: Option<u8>) -> anyhow::Result<i32
     let quiet = plan.outputs.quiet;
     if !quiet {
         eprintln!(
-            "blast {}: {} users at {}/s on {} core(s) against {} for {}",
+            "blast {}: {} on {} core(s) against {} for {}",
             env!("CARGO_PKG_VERSION"),
-            plan.users,
-            plan.spawn_rate,
+            describe_load(plan),
             plan.cores,
             plan.host.url(),
             plan.duration
@@ -250,6 +329,11 @@ fn execute(plan: &RunPlan, exit_code_on_error: Option<u8>) -> anyhow::Result<i32
     let code = exit_code(&outcome, exit_code_on_error);
     if code == EXIT_THRESHOLD {
         eprintln!("blast: a threshold failed: exit code {EXIT_THRESHOLD}");
+    } else if code == EXIT_STOPPED_EARLY {
+        eprintln!(
+            "blast: stopped early ({}): exit code {EXIT_STOPPED_EARLY}",
+            summary.stop_reason
+        );
     } else if code != EXIT_OK {
         eprintln!(
             "blast: {} requests failed: exit code {code} (--exit-code-on-error)",
@@ -259,11 +343,25 @@ fn execute(plan: &RunPlan, exit_code_on_error: Option<u8>) -> anyhow::Result<i32
     Ok(code)
 }
 
+/// The load in a few words, for the first line of a run.
+fn describe_load(plan: &RunPlan) -> String {
+    match &plan.load {
+        Load::Users => format!("{} users at {}/s", plan.users, plan.spawn_rate),
+        Load::Stages(stages) => format!("{} user stages", stages.len()),
+        Load::Rate { start, stages } if stages.is_empty() => {
+            format!("{start} iterations/s (open model)")
+        }
+        Load::Rate { stages, .. } => format!("{} rate stages (open model)", stages.len()),
+        Load::Shape => "the scenario's shape()".to_string(),
+    }
+}
+
 fn demo(args: DemoArgs) -> anyhow::Result<i32> {
     let target = blast_target::Target::start(blast_target::TargetOptions {
         addr: "127.0.0.1:0".parse().expect("a literal address"),
         threads: 1,
         access_log: None,
+        stall: None,
     })
     .context("cannot start the built-in target")?;
     let url = format!("http://{}", target.addr());
@@ -308,6 +406,7 @@ fn target(args: TargetArgs) -> anyhow::Result<i32> {
         addr: std::net::SocketAddr::new(args.bind, args.port),
         threads: args.threads.max(1),
         access_log: args.access_log,
+        stall: args.stall,
     })?;
     Ok(EXIT_OK)
 }

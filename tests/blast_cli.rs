@@ -34,10 +34,18 @@ pub fn blast(args: &[&str]) -> Ran {
 /// The built-in target on a free loopback port, logging requests in order
 /// (`METHOD PATH STATUS` lines) to `log` when given.
 pub fn start_target(log: Option<std::path::PathBuf>) -> blast_target::Target {
+    start_target_with(blast_target::TargetOptions {
+        access_log: log,
+        ..Default::default()
+    })
+}
+
+/// The built-in target with `options`, on a free loopback port.
+pub fn start_target_with(options: blast_target::TargetOptions) -> blast_target::Target {
     blast_target::Target::start(blast_target::TargetOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
         threads: 1,
-        access_log: log,
+        ..options
     })
     .expect("the built-in target starts")
 }
@@ -68,6 +76,16 @@ impl Scratch {
 
 /// Runs a headless load test and returns the JSON summary it wrote.
 pub fn run_json(scenario: &Path, host: &str, extra: &[&str]) -> (Ran, serde_json::Value) {
+    run_json_code(scenario, host, extra, 0)
+}
+
+/// [`run_json`] for a run that must exit with `code`.
+pub fn run_json_code(
+    scenario: &Path,
+    host: &str,
+    extra: &[&str],
+    code: i32,
+) -> (Ran, serde_json::Value) {
     let json = scenario.with_extension("summary.json");
     let mut args = vec![
         "run",
@@ -83,8 +101,8 @@ pub fn run_json(scenario: &Path, host: &str, extra: &[&str]) -> (Ran, serde_json
     args.extend_from_slice(extra);
     let ran = blast(&args);
     assert_eq!(
-        ran.code, 0,
-        "blast run failed\nstdout:\n{}\nstderr:\n{}",
+        ran.code, code,
+        "blast run exited with an unexpected code\nstdout:\n{}\nstderr:\n{}",
         ran.stdout, ran.stderr
     );
     let text = std::fs::read_to_string(&json).expect("the JSON summary was written");

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::blast_cli::{
-    Ran, Scratch, assert_matches_schema, blast, endpoint, exclusive, failures, run_json,
+    Ran, Scratch, assert_matches_schema, blast, endpoint, exclusive, failures, run_json, run_json_code,
     start_target, total_requests,
 };
 use blast_target::{Counts, Target};
@@ -16,10 +16,20 @@ fn run_scenario(
     source: &str,
     args: &[&str],
 ) -> (Ran, serde_json::Value, Counts) {
+    run_scenario_code(scratch, source, args, 0)
+}
+
+/// [`run_scenario`] for a run that must exit with `code`.
+fn run_scenario_code(
+    scratch: &Scratch,
+    source: &str,
+    args: &[&str],
+    code: i32,
+) -> (Ran, serde_json::Value, Counts) {
     let target = start_target(None);
     let scenario = scratch.file("scenario.rhai", source);
     let url = format!("http://{}", target.addr());
-    let (ran, summary) = run_json(&scenario, &url, args);
+    let (ran, summary) = run_json_code(&scenario, &url, args, code);
     assert_matches_schema(&summary);
     let counts = target.counts();
     target.stop();
@@ -326,12 +336,15 @@ fn count() {
     if this.n == 10 { stop_test("ten is enough"); }
 }
 "#;
-    let (_, summary, counts) = run_scenario(
+    // Stopped early by the script: exit code 4.
+    let (_, summary, counts) = run_scenario_code(
         &scratch,
         source,
         &["-u", "4", "-r", "100", "-t", "60s", "--cores", "1"],
+        4,
     );
     no_errors(&summary);
+    assert_eq!(summary["stopped_early"], true);
     assert_eq!(counts.path("/bytes/1"), 2);
     assert_eq!(counts.path("/bytes/2"), 0);
     assert_eq!(counts.path("/bytes/3"), 2);

@@ -17,10 +17,12 @@
 pub mod console;
 pub mod csv;
 pub mod html;
+mod load;
 mod plan;
 mod run;
 mod stats;
 mod summary;
+pub mod stop_on;
 pub mod threshold;
 
 use std::sync::Arc;
@@ -30,14 +32,14 @@ use std::time::Duration;
 pub use plan::{
     Arrivals, Iterations, Load, OpenSettings, OutputOptions, RunPlan, Stage, ThresholdOptions,
 };
-pub use run::{InProcessNode, NodeHandle, RunError, RunOutcome, RunState, run};
+pub use run::{InProcessNode, NodeHandle, RunError, RunOutcome, RunState};
 pub use stats::{Health, HistoryPoint, RunStats};
 pub use summary::{
     CheckSummary, EndpointSummary, ErrorSummary, FailureSummary, HealthSummary, PERCENTILES,
     Parameters, Summary, percentile_label,
 };
 
-use blast_engine::NodeConfig;
+use blast_engine::{IterationLimit, NodeConfig, OpenModel};
 use blast_engine::http::Limits;
 
 /// How often shards report.
@@ -47,6 +49,19 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 pub fn run_local(plan: &RunPlan, interrupted: Arc<AtomicBool>) -> Result<RunOutcome, RunError> {
     let mut origins = vec![plan.host.clone()];
     origins.extend(plan.extra_hosts.iter().cloned());
+    let driver = load::Driver::new(plan).map_err(RunError::Node)?;
+    let open = driver.is_open().then(|| OpenModel {
+        max_users: plan.open.max_users.unwrap_or_else(|| {
+            // Ten seconds' worth of arrivals at the highest rate; a shape's
+            // rate is known only as it goes.
+            driver
+                .peak_rate()
+                .map_or(10_000, |rate| ((rate * 10.0).ceil() as u64).max(100))
+        }),
+        max_wait: plan.open.max_wait,
+        poisson: plan.open.arrivals == Arrivals::Poisson,
+        seed: plan.seed.unwrap_or_else(fastrand_seed),
+    });
     let config = NodeConfig {
         shards: plan.cores,
         origins: origins.clone(),
@@ -56,6 +71,11 @@ pub fn run_local(plan: &RunPlan, interrupted: Arc<AtomicBool>) -> Result<RunOutc
         stop_timeout: plan.stop_timeout,
         report_interval: REPORT_INTERVAL,
         scenario: plan.scenario.builder(&origins, plan.seed, plan.cores),
+        open,
+        iterations: plan.iterations.map(|i| IterationLimit {
+            count: i.count,
+            per_user: i.per_user,
+        }),
     };
     let node = InProcessNode::start(config)?;
     if !node.pinned() {
@@ -65,5 +85,12 @@ pub fn run_local(plan: &RunPlan, interrupted: Arc<AtomicBool>) -> Result<RunOutc
             blast_engine::allowed_cpus().len()
         );
     }
-    run(plan, Box::new(node), interrupted)
+    run::run(plan, driver, Box::new(node), interrupted)
+}
+
+/// A seed for Poisson gaps when the run has none.
+fn fastrand_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -14,7 +14,9 @@ use blast_engine::{LocalNode, NodeConfig, NodeEvent};
 use crate::console;
 use crate::csv::{CsvReport, REWRITE_INTERVAL as CSV_REWRITE_INTERVAL};
 use crate::html;
+use crate::load::{Command, Driver, Target};
 use crate::plan::RunPlan;
+use crate::stop_on::{StopCondition, StopConditions};
 use crate::stats::RunStats;
 use crate::summary::Summary;
 use crate::threshold::{self, ThresholdResult};
@@ -38,6 +40,11 @@ pub enum RunState {
 pub trait NodeHandle {
     /// Moves to `users` users run-wide at `rate` per second.
     fn ramp_to(&mut self, users: u64, rate: f64);
+    /// Moves each user type to its count (by index into the scenario's
+    /// user types), at `rate` users per second in all.
+    fn ramp_types_to(&mut self, users: &[u64], rate: f64);
+    /// Open model: moves the arrival rate to `rate` per second over `over`.
+    fn set_rate(&mut self, rate: f64, over: Duration);
     /// Stops the node's load; its last delta follows on the event channel.
     fn stop(&mut self);
     /// The node's events.
@@ -65,6 +72,12 @@ impl InProcessNode {
 impl NodeHandle for InProcessNode {
     fn ramp_to(&mut self, users: u64, rate: f64) {
         self.node.ramp_to(users, rate);
+    }
+    fn ramp_types_to(&mut self, users: &[u64], rate: f64) {
+        self.node.ramp_types_to(users, rate);
+    }
+    fn set_rate(&mut self, rate: f64, over: Duration) {
+        self.node.set_rate(rate, over);
     }
     fn stop(&mut self) {
         self.node.stop();
@@ -106,18 +119,39 @@ pub struct RunOutcome {
     pub threshold_abort: Option<ThresholdResult>,
 }
 
+/// Why a run ended.
+enum Stop {
+    /// As planned (duration, stages, shape, iterations).
+    Planned(String),
+    /// Early: a stop condition or the script's `stop_test()`.
+    Early(String),
+    /// A threshold failed with `--abort-on-fail`, Ctrl-C, or the node was
+    /// lost.
+    Other(String),
+}
+
 /// How long stopping may take beyond the stop timeout before the run gives
 /// up waiting for a node's last report.
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// Runs `plan` on `node`, printing the live table, until the duration ends
-/// or `interrupted` is set; returns the summary.
-pub fn run(
+/// Runs `plan` on `node`, printing the live table, until the plan is over
+/// (its duration, stages, shape or iterations), something stops it early,
+/// or `interrupted` is set; returns the summary. `driver` is the plan's
+/// load over time.
+pub(crate) fn run(
     plan: &RunPlan,
+    mut driver: Driver,
     mut node: Box<dyn NodeHandle>,
     interrupted: Arc<AtomicBool>,
 ) -> Result<RunOutcome, RunError> {
     let mut stats = RunStats::default();
+    let mut stop_on = StopConditions::new(
+        plan.stop_on
+            .iter()
+            .filter_map(|expr| StopCondition::parse(expr).ok())
+            .collect(),
+    );
+    let mut reset_pending = plan.reset_stats;
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let started_ms = unix_ms();
@@ -142,25 +176,50 @@ pub fn run(
     let mut next_csv = started + CSV_REWRITE_INTERVAL;
     let mut threshold_abort: Option<ThresholdResult> = None;
     let mut state = RunState::Spawning;
-    node.ramp_to(plan.users, plan.spawn_rate);
     let end = plan.duration.map(|d| started + d);
     let mut next_print = started + plan.print_interval;
-    let stop_reason: String;
-    // Set when a script calls stop_test(reason).
-    let mut requested: Option<String> = None;
+    let stop: Stop;
+    // Set when a script calls stop_test(reason), a stop condition holds or
+    // the iterations are done.
+    let mut requested: Option<Stop> = None;
     loop {
         let now = Instant::now();
         if interrupted.load(Ordering::Relaxed) {
-            stop_reason = "interrupted".into();
+            stop = Stop::Other("interrupted".into());
             break;
         }
         if end.is_some_and(|end| now >= end) {
-            stop_reason = "duration".into();
+            stop = Stop::Planned("duration".into());
             break;
         }
         if let Some(reason) = requested.take() {
-            stop_reason = format!("stop_test: {reason}");
+            stop = reason;
             break;
+        }
+        let mut planned_end = None;
+        for command in driver.tick(now.duration_since(started)) {
+            match command {
+                Command::Ramp { users, rate } => node.ramp_to(users, rate),
+                Command::RampTypes { users, rate } => node.ramp_types_to(&users, rate),
+                Command::Rate { rate, over } => node.set_rate(rate, over),
+                Command::End(reason) => planned_end = Some(reason),
+            }
+        }
+        if let Some(reason) = planned_end {
+            stop = if reason.contains("failed") {
+                Stop::Other(reason)
+            } else {
+                Stop::Planned(reason)
+            };
+            break;
+        }
+        if reset_pending && driver_target_reached(&driver, &stats, now.duration_since(started)) {
+            reset_pending = false;
+            stats.reset();
+            stop_on.reset();
+            if !quiet {
+                eprintln!("Statistics reset: the ramp reached its target (--reset-stats)");
+            }
         }
         if now >= next_print {
             next_print += plan.print_interval;
@@ -177,13 +236,14 @@ pub fn run(
                 && let Some(violation) =
                     threshold::first_violation(&plan.thresholds.list, &stats, elapsed.as_secs_f64())
             {
-                stop_reason = format!("threshold failed: {}", violation.threshold);
+                stop = Stop::Other(format!("threshold failed: {}", violation.threshold));
                 eprintln!("Threshold failed: {}", violation.describe());
                 threshold_abort = Some(violation);
                 break;
             }
         }
-        // Wake at least every 200 ms to notice an interrupt.
+        // Wake at least every 200 ms to notice an interrupt and follow the
+        // load plan.
         let mut deadline = next_print.min(now + Duration::from_millis(200));
         if let Some(end) = end {
             deadline = deadline.min(end);
@@ -199,6 +259,9 @@ pub fn run(
                     );
                 }
                 write_csv(&mut csv_report, |r| r.append_history(&stats, delta.at_ms));
+                if let Some(reason) = stop_on.observe(&delta, started.elapsed()) {
+                    requested.get_or_insert(Stop::Early(format!("stop condition: {reason}")));
+                }
                 if csv_report.is_some() && Instant::now() >= next_csv {
                     next_csv = Instant::now() + CSV_REWRITE_INTERVAL;
                     let so_far = Summary::build(
@@ -210,10 +273,14 @@ pub fn run(
                     );
                     write_csv(&mut csv_report, |r| r.write_tables(&so_far));
                 }
-                if state == RunState::Spawning && stats.users() >= plan.users {
+                if state == RunState::Spawning
+                    && let Some(target) = driver.target_users()
+                    && stats.users() >= target
+                    && target > 0
+                {
                     state = RunState::Running;
                     if !quiet {
-                        eprintln!("All {} users spawned", plan.users);
+                        eprintln!("All {target} users spawned");
                     }
                 }
                 if terminal && live {
@@ -222,11 +289,14 @@ pub fn run(
             }
             Ok(NodeEvent::Warning(w)) => eprintln!("warning: {w}"),
             Ok(NodeEvent::StopRequested(reason)) => {
-                requested.get_or_insert(reason);
+                requested.get_or_insert(Stop::Early(format!("stop_test: {reason}")));
+            }
+            Ok(NodeEvent::IterationsDone) => {
+                requested.get_or_insert(Stop::Planned("iterations done".into()));
             }
             Err(flume::RecvTimeoutError::Timeout) => {}
             Err(flume::RecvTimeoutError::Disconnected) => {
-                stop_reason = "node lost".into();
+                stop = Stop::Other("node lost".into());
                 break;
             }
         }
@@ -234,6 +304,10 @@ pub fn run(
     if terminal && live {
         eprintln!();
     }
+    let (stop_reason, stopped_early) = match stop {
+        Stop::Planned(reason) | Stop::Other(reason) => (reason, false),
+        Stop::Early(reason) => (reason, true),
+    };
     if !quiet {
         eprintln!("Stopping ({stop_reason}): waiting for requests in flight...");
     }
@@ -251,7 +325,7 @@ pub fn run(
                 }
             }
             Ok(NodeEvent::Warning(w)) => eprintln!("warning: {w}"),
-            Ok(NodeEvent::StopRequested(_)) => {}
+            Ok(NodeEvent::StopRequested(_) | NodeEvent::IterationsDone) => {}
             Err(_) => {
                 eprintln!("warning: a node did not send its last report; totals may be short");
                 break;
@@ -271,6 +345,7 @@ pub fn run(
         pinned,
         &stop_reason,
     );
+    summary.stopped_early = stopped_early;
     summary.thresholds = threshold::evaluate(&plan.thresholds.list, &stats, seconds);
     if let Some(path) = &plan.json {
         write_atomically(path, summary.to_json().as_bytes()).map_err(|e| RunError::Output {
@@ -302,6 +377,15 @@ pub fn run(
         state: RunState::Stopped,
         threshold_abort,
     })
+}
+
+/// Whether the load first reached its target (`--reset-stats`).
+fn driver_target_reached(driver: &Driver, stats: &RunStats, elapsed: Duration) -> bool {
+    match driver.first_target() {
+        Some(Target::Users(users)) => stats.users() >= users,
+        Some(Target::RateAt(at)) => elapsed >= at,
+        None => false,
+    }
 }
 
 /// Runs `write` on the CSV report, if there is one; on an error, warns and

@@ -14,12 +14,14 @@
 
 pub mod http;
 mod node;
+mod open;
 mod runtime;
+mod schedule;
 mod shard;
 mod stats;
 mod user;
 
-pub use node::{LocalNode, NodeConfig, NodeError, NodeEvent};
+pub use node::{IterationLimit, LocalNode, NodeConfig, NodeError, NodeEvent, OpenModel};
 pub use runtime::allowed_cpus;
 pub use user::{
     Outcome, Resume, ScenarioBuilder, ScriptError, ShardScenario, Step, TestHook, VirtualUser, Wait, Work,

@@ -18,7 +18,7 @@ use crate::http::{
 use crate::runtime::{self, Signal, Task};
 use crate::stats::ShardStats;
 use crate::user::{
-    Outcome, Resume, ScenarioBuilder, ShardScenario, Step, TestHook, VirtualUser, Work,
+    Outcome, Resume, ScenarioBuilder, ShardScenario, Step, TestHook, VirtualUser, Wait, Work,
 };
 
 /// A command from the node to a shard.
@@ -29,9 +29,17 @@ pub(crate) enum ShardCommand {
     /// handles the run-wide user indices `k` with `k % shards == index`, at
     /// the time user `k` is due, so all shards together follow the rate.
     Ramp {
+        group: Group,
         from: u64,
         to: u64,
         rate: f64,
+        at: Instant,
+    },
+    /// Open model: from `at`, move the run-wide arrival rate linearly to
+    /// `rate` per second over `over` (a step when zero).
+    Rate {
+        rate: f64,
+        over: Duration,
         at: Instant,
     },
     /// Stop every user (the stop hooks run); report `UsersStopped`.
@@ -57,6 +65,69 @@ pub(crate) enum ShardReport {
     HookDone(TestHook, Result<Option<String>, String>),
     /// A script asked for the run to stop.
     StopTest(String),
+    /// The iteration limit is reached: in total (the shard that completed
+    /// the last one says so) or, per user, for every user of this shard.
+    IterationsDone,
+}
+
+/// Which users a ramp moves: the scenario's mix of types, or one type
+/// (for loads that set each type's count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Group {
+    Mixed,
+    Type(usize),
+}
+
+/// The open model's settings, for one node.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OpenSettings {
+    /// This node's users at most (split across shards).
+    pub(crate) max_users: u64,
+    /// How long an iteration may wait for a free user.
+    pub(crate) max_wait: Duration,
+    /// Poisson arrivals rather than evenly spaced ones.
+    pub(crate) poisson: bool,
+    /// Seed for Poisson gaps.
+    pub(crate) seed: u64,
+}
+
+/// An iteration limit shared by the node's shards.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    /// Iterations per user, or in total.
+    pub(crate) per_user: bool,
+    pub(crate) count: u64,
+    /// Total: iterations not yet handed out.
+    pub(crate) left: std::sync::atomic::AtomicU64,
+    /// Total: iterations finished (or dropped).
+    pub(crate) done: std::sync::atomic::AtomicU64,
+}
+
+impl Budget {
+    pub(crate) fn new(count: u64, per_user: bool) -> Budget {
+        Budget {
+            per_user,
+            count,
+            left: std::sync::atomic::AtomicU64::new(count),
+            done: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Hands out one iteration of the total; false once none is left.
+    pub(crate) fn take(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.per_user
+            || self
+                .left
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok()
+    }
+
+    /// Counts one handed-out iteration as over; true for the last one.
+    pub(crate) fn finish(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        !self.per_user && self.done.fetch_add(1, Ordering::AcqRel) + 1 == self.count
+    }
 }
 
 /// Settings every shard of a node shares.
@@ -69,24 +140,47 @@ pub(crate) struct ShardSettings {
     pub(crate) timeout: Duration,
     pub(crate) stop_timeout: Duration,
     pub(crate) report_interval: Duration,
+    /// When the node started: every shard cuts its deltas at `epoch + k ·
+    /// report_interval`, so deltas with the same number cover the same
+    /// time.
+    pub(crate) epoch: Instant,
     pub(crate) scenario: ScenarioBuilder,
+    /// The open model's settings, when the load is an arrival rate.
+    pub(crate) open: Option<OpenSettings>,
+    /// The iteration limit, if any.
+    pub(crate) budget: Option<Arc<Budget>>,
+}
+
+/// A closed-model user, as its shard holds it.
+struct UserHandle {
+    /// Finish the current task, run the stop hook, end.
+    retire: Signal,
+    /// End at the next request or sleep.
+    stop: Signal,
+    task: Task<()>,
 }
 
 /// The shard's state, shared by its tasks.
-struct Shard {
-    index: usize,
-    settings: ShardSettings,
-    scenario: Box<dyn ShardScenario>,
-    stats: RefCell<ShardStats>,
-    client: ClientShared,
-    /// Users by run-wide index, each with the signal that stops it.
-    users: RefCell<BTreeMap<u64, (Signal, Task<()>)>>,
+pub(crate) struct Shard {
+    pub(crate) index: usize,
+    pub(crate) settings: ShardSettings,
+    pub(crate) scenario: Box<dyn ShardScenario>,
+    pub(crate) stats: RefCell<ShardStats>,
+    pub(crate) client: ClientShared,
+    /// Closed-model users by group and run-wide index.
+    users: RefCell<BTreeMap<(Group, u64), UserHandle>>,
     /// Users that have not yet finished.
-    alive: Cell<u64>,
+    pub(crate) alive: Cell<u64>,
+    /// Ramps in progress.
+    pub(crate) ramping: Cell<u32>,
+    /// Whether `IterationsDone` was sent.
+    pub(crate) iterations_done: Cell<bool>,
+    /// The open model's pool and schedule.
+    pub(crate) pool: RefCell<crate::open::Pool>,
     /// Fired when the run stops: no new user, no new task.
-    stopping: Signal,
+    pub(crate) stopping: Signal,
     /// Where reports go (a script's request to stop the run, among others).
-    reports: flume::Sender<ShardReport>,
+    pub(crate) reports: flume::Sender<ShardReport>,
 }
 
 /// The shard's main future.
@@ -118,30 +212,52 @@ pub(crate) async fn run_shard(
             settings.timeout,
             hard_stop.clone(),
         ),
-        settings,
         scenario,
         stats: RefCell::new(ShardStats::new(index as u32)),
         users: RefCell::new(BTreeMap::new()),
         alive: Cell::new(0),
+        ramping: Cell::new(0),
+        iterations_done: Cell::new(false),
+        pool: RefCell::new(crate::open::Pool::new(index, &settings)),
+        settings,
         stopping: Signal::new(),
         reports: reports.clone(),
     });
     let _ = reports.send(ShardReport::Ready(Ok(())));
 
     let reporter = runtime::spawn(report_loop(shard.clone(), reports.clone()));
-    let mut ramp: Option<Task<()>> = None;
+    let mut ramps: BTreeMap<Group, Task<()>> = BTreeMap::new();
+    let mut arrivals: Option<Task<()>> = None;
     let mut users_stopped = false;
     while let Ok(command) = commands.recv_async().await {
         match command {
-            ShardCommand::Ramp { from, to, rate, at } => {
+            ShardCommand::Ramp {
+                group,
+                from,
+                to,
+                rate,
+                at,
+            } => {
                 // A new ramp replaces one still in progress.
-                drop(ramp.take());
+                if ramps.remove(&group).is_some() {
+                    shard.ramping.set(shard.ramping.get() - 1);
+                }
                 if !users_stopped {
-                    ramp = Some(runtime::spawn(run_ramp(shard.clone(), from, to, rate, at)));
+                    shard.ramping.set(shard.ramping.get() + 1);
+                    let task = run_ramp(shard.clone(), group, from, to, rate, at);
+                    ramps.insert(group, runtime::spawn(task));
+                }
+            }
+            ShardCommand::Rate { rate, over, at } => {
+                drop(arrivals.take());
+                if !users_stopped {
+                    shard.pool.borrow_mut().set_rate(rate, over, at);
+                    arrivals = Some(runtime::spawn(crate::open::run_arrivals(shard.clone())));
                 }
             }
             ShardCommand::StopUsers => {
-                drop(ramp.take());
+                drop(std::mem::take(&mut ramps));
+                drop(arrivals.take());
                 stop_users(&shard, &hard_stop).await;
                 users_stopped = true;
                 let _ = reports.send(ShardReport::UsersStopped);
@@ -154,7 +270,8 @@ pub(crate) async fn run_shard(
             ShardCommand::Finish => break,
         }
     }
-    drop(ramp);
+    drop(ramps);
+    drop(arrivals);
     if !users_stopped {
         stop_users(&shard, &hard_stop).await;
     }
@@ -171,7 +288,7 @@ async fn run_hook(shard: &Rc<Shard>, hook: TestHook) -> Result<Option<String>, S
     };
     let mut client = HttpClient::default();
     let never = Signal::new();
-    match drive(shard, &mut *user, Work::OnStart, &mut client, &never).await {
+    match drive(shard, &mut *user, Work::OnStart, &mut client, &never, Duration::ZERO).await {
         Outcome::Completed | Outcome::StopUser => Ok(user.result()),
         Outcome::Failed(e) => Err(format!("{} ({})", e.message, e.location)),
         Outcome::Aborted => Err("stopped before it finished".into()),
@@ -183,15 +300,17 @@ async fn run_hook(shard: &Rc<Shard>, hook: TestHook) -> Result<Option<String>, S
 /// stop timeout and then cut (counted as stopped).
 async fn stop_users(shard: &Rc<Shard>, hard_stop: &Signal) {
     shard.stopping.fire();
-    let users: Vec<(Signal, Task<()>)> = std::mem::take(&mut *shard.users.borrow_mut())
+    let users: Vec<UserHandle> = std::mem::take(&mut *shard.users.borrow_mut())
         .into_values()
         .collect();
-    for (signal, _) in &users {
-        signal.fire();
+    for user in &users {
+        user.retire.fire();
+        user.stop.fire();
     }
+    crate::open::stop_pool(shard);
     let join_all = async {
-        for (_, task) in users {
-            task.await;
+        for user in users {
+            user.task.await;
         }
         // Users stopped earlier by a ramp-down may still be in their stop
         // hook; they hold a count in `alive` until they end.
@@ -214,15 +333,22 @@ async fn stop_users(shard: &Rc<Shard>, hard_stop: &Signal) {
 /// Sends a delta every report interval, with the shard's busy ratio.
 async fn report_loop(shard: Rc<Shard>, reports: flume::Sender<ShardReport>) {
     let interval = shard.settings.report_interval;
-    let mut next = Instant::now() + interval;
+    // Cut on the node's clock, so every shard's delta number k covers the
+    // same time.
+    let epoch = shard.settings.epoch;
+    // Delta n covers [epoch + n·interval, epoch + (n+1)·interval); a shard
+    // that started late catches up with empty deltas.
+    let mut k = 1u32;
+    let mut next = epoch + interval * k;
     let mut wall = Instant::now();
     let mut cpu = runtime::thread_cpu_time();
     loop {
         runtime::sleep_until(next).await;
-        next += interval;
+        k += 1;
+        next = epoch + interval * k;
         let (now_wall, now_cpu) = (Instant::now(), runtime::thread_cpu_time());
         let elapsed = now_wall.duration_since(wall).as_secs_f64();
-        let busy = if elapsed > 0.0 {
+        let busy = if elapsed > 0.01 {
             (now_cpu.saturating_sub(cpu).as_secs_f64() / elapsed).min(1.0)
         } else {
             0.0
@@ -235,9 +361,15 @@ async fn report_loop(shard: Rc<Shard>, reports: flume::Sender<ShardReport>) {
     }
 }
 
-/// Spawns or stops this shard's users between run-wide counts `from` and
-/// `to`, each at the time its run-wide index is due.
-async fn run_ramp(shard: Rc<Shard>, from: u64, to: u64, rate: f64, at: Instant) {
+/// Spawns or stops this shard's users of `group` between run-wide counts
+/// `from` and `to`, each at the time its run-wide index is due.
+async fn run_ramp(shard: Rc<Shard>, group: Group, from: u64, to: u64, rate: f64, at: Instant) {
+    ramp(&shard, group, from, to, rate, at).await;
+    shard.ramping.set(shard.ramping.get() - 1);
+    check_users_done(&shard);
+}
+
+async fn ramp(shard: &Rc<Shard>, group: Group, from: u64, to: u64, rate: f64, at: Instant) {
     let shards = shard.settings.shards as u64;
     let index = shard.index as u64;
     let due = |k: u64| {
@@ -255,49 +387,145 @@ async fn run_ramp(shard: Rc<Shard>, from: u64, to: u64, rate: f64, at: Instant) 
             if shard.stopping.fired() {
                 return;
             }
-            spawn_user(&shard, k);
+            spawn_user(shard, group, k);
         }
     } else {
-        // Stop the newest users first, as Locust does.
+        // Stop the newest users first, as Locust does: each finishes its
+        // task (for at most the stop timeout) and runs its stop hook.
         for k in (to..from).rev().filter(|k| k % shards == index) {
             runtime::sleep_until(due(k + 1)).await;
-            if let Some((signal, task)) = shard.users.borrow_mut().remove(&k) {
-                signal.fire();
-                task.detach();
+            let removed = shard.users.borrow_mut().remove(&(group, k));
+            if let Some(user) = removed {
+                user.retire.fire();
+                user.task.detach();
+                let (stop, patience) = (user.stop, shard.settings.stop_timeout);
+                runtime::spawn(async move {
+                    runtime::sleep(patience).await;
+                    stop.fire();
+                })
+                .detach();
             }
         }
     }
 }
 
-fn spawn_user(shard: &Rc<Shard>, k: u64) {
-    let user = shard.scenario.new_user(k);
-    let stop = Signal::new();
+fn spawn_user(shard: &Rc<Shard>, group: Group, k: u64) {
+    let user = match group {
+        Group::Mixed => shard.scenario.new_user(k),
+        Group::Type(t) => match shard.scenario.new_user_of_type(t, k) {
+            Some(user) => user,
+            None => return,
+        },
+    };
+    let (retire, stop) = (Signal::new(), Signal::new());
     shard.alive.set(shard.alive.get() + 1);
-    let task = runtime::spawn(run_user(shard.clone(), user, stop.clone()));
-    shard.users.borrow_mut().insert(k, (stop, task));
+    let task = runtime::spawn(run_user(shard.clone(), user, retire.clone(), stop.clone()));
+    shard
+        .users
+        .borrow_mut()
+        .insert((group, k), UserHandle { retire, stop, task });
 }
 
-/// A user's life: start hook, tasks with waits between them, stop hook.
-async fn run_user(shard: Rc<Shard>, mut user: Box<dyn VirtualUser>, stop: Signal) {
+/// A closed-model user's life: start hook, tasks with waits between them,
+/// stop hook. `retire` ends it after its current task; `stop` at its next
+/// request or sleep.
+async fn run_user(shard: Rc<Shard>, mut user: Box<dyn VirtualUser>, retire: Signal, stop: Signal) {
     let mut client = HttpClient::default();
-    let mut outcome = drive(&shard, &mut *user, Work::OnStart, &mut client, &stop).await;
-    while !stop.fired() && matches!(outcome, Outcome::Completed | Outcome::Failed(_)) {
-        outcome = drive(&shard, &mut *user, Work::Task, &mut client, &stop).await;
-        if stop.fired() || !matches!(outcome, Outcome::Completed | Outcome::Failed(_)) {
+    let mut outcome = drive(
+        &shard,
+        &mut *user,
+        Work::OnStart,
+        &mut client,
+        &stop,
+        Duration::ZERO,
+    )
+    .await;
+    let budget = shard.settings.budget.clone();
+    let mut done = 0u64;
+    // When the next task is due, for a user that keeps a schedule.
+    let mut due: Option<Instant> = None;
+    while !retire.fired() && matches!(outcome, Outcome::Completed | Outcome::Failed(_)) {
+        if let Some(budget) = &budget {
+            if (budget.per_user && done >= budget.count) || !budget.take() {
+                break;
+            }
+        }
+        let started = Instant::now();
+        let late = due.map_or(Duration::ZERO, |d| started.saturating_duration_since(d));
+        outcome = drive(&shard, &mut *user, Work::Task, &mut client, &stop, late).await;
+        shard.stats.borrow_mut().record_iteration();
+        done += 1;
+        if let Some(budget) = &budget
+            && budget.finish()
+        {
+            report_iterations_done(&shard);
+        }
+        if retire.fired() || !matches!(outcome, Outcome::Completed | Outcome::Failed(_)) {
             break;
         }
-        let wait = match user.wait() {
-            crate::user::Wait::For(d) | crate::user::Wait::Pace(d) => d,
-        };
-        if !wait.is_zero() {
-            futures_lite::future::or(runtime::sleep(wait), stop.wait()).await;
-        } else {
-            // A user with no wait still lets the others on its shard run.
-            runtime::yield_now().await;
+        match user.wait() {
+            Wait::Pace(period) => {
+                // Keep the schedule: the next task is due a period after
+                // this one was; a user behind it goes on at once.
+                let next = due.unwrap_or(started) + period;
+                due = Some(next);
+                if next > Instant::now() {
+                    futures_lite::future::or(runtime::sleep_until(next), retire.wait()).await;
+                    let woke = Instant::now();
+                    if woke >= next {
+                        shard
+                            .stats
+                            .borrow_mut()
+                            .record_lateness(woke.duration_since(next));
+                    }
+                } else {
+                    runtime::yield_now().await;
+                }
+            }
+            Wait::For(wait) => {
+                due = None;
+                if !wait.is_zero() {
+                    futures_lite::future::or(runtime::sleep(wait), retire.wait()).await;
+                } else {
+                    // A user with no wait still lets the others on its
+                    // shard run.
+                    runtime::yield_now().await;
+                }
+            }
         }
     }
-    drive(&shard, &mut *user, Work::OnStop, &mut client, &stop).await;
+    drive(
+        &shard,
+        &mut *user,
+        Work::OnStop,
+        &mut client,
+        &stop,
+        Duration::ZERO,
+    )
+    .await;
     shard.alive.set(shard.alive.get() - 1);
+    check_users_done(&shard);
+}
+
+/// Per-user iteration limits: once every user this shard was asked for
+/// has run its iterations and ended, the shard is done.
+fn check_users_done(shard: &Shard) {
+    let Some(budget) = &shard.settings.budget else {
+        return;
+    };
+    if budget.per_user
+        && shard.settings.open.is_none()
+        && shard.ramping.get() == 0
+        && shard.alive.get() == 0
+    {
+        report_iterations_done(shard);
+    }
+}
+
+pub(crate) fn report_iterations_done(shard: &Shard) {
+    if !shard.iterations_done.replace(true) {
+        let _ = shard.reports.send(ShardReport::IterationsDone);
+    }
 }
 
 /// A response recorded once its piece of work moves on, so the script can
@@ -306,16 +534,18 @@ struct Pending {
     method: blast_proto::Method,
     name: String,
     elapsed: Duration,
+    late: Duration,
     bytes: u64,
     failure: Option<(FailureKind, String)>,
 }
 
 fn flush(shard: &Shard, pending: &mut Option<Pending>) {
     if let Some(p) = pending.take() {
-        shard.stats.borrow_mut().record(
+        shard.stats.borrow_mut().record_late(
             p.method,
             &p.name,
             p.elapsed,
+            p.late,
             p.bytes,
             p.failure
                 .as_ref()
@@ -324,13 +554,16 @@ fn flush(shard: &Shard, pending: &mut Option<Pending>) {
     }
 }
 
-/// Runs one piece of a user's work to its end.
-async fn drive(
+/// Runs one piece of a user's work to its end. The work started `late`
+/// after it was due: each of its requests is recorded both as measured and
+/// corrected by that much (it was due that much earlier).
+pub(crate) async fn drive(
     shard: &Shard,
     user: &mut dyn VirtualUser,
     work: Work,
     client: &mut HttpClient,
     stop: &Signal,
+    late: Duration,
 ) -> Outcome {
     // The stop hook may still send requests while the run stops (a logout),
     // until the stop timeout cuts them; other work ends at its next step.
@@ -388,6 +621,7 @@ async fn drive(
                     method: request.method,
                     name: std::mem::take(&mut request.name),
                     elapsed: response.elapsed,
+                    late,
                     bytes: response.body_len,
                     failure,
                 });

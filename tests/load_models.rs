@@ -1,0 +1,455 @@
+//! Load models against the built-in target: the open model's rate and its
+//! evenness (counted by the target), coordinated-omission correction
+//! against a target that stalls, dropped iterations, user stages, shape
+//! functions, iteration limits, stop conditions, `--reset-stats` and
+//! graceful ramp-down. Every run is short and bounded, and takes the
+//! load-test lock.
+
+use std::path::Path;
+use std::time::Duration;
+
+use blast_target::{Stall, TargetOptions};
+
+use crate::blast_cli::{
+    Scratch, assert_matches_schema, blast, exclusive, run_json, run_json_code, start_target,
+    start_target_with, total_requests,
+};
+
+const ONE_REQUEST: &str = r#"
+user("U", #{ tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+"#;
+
+fn url(target: &blast_target::Target) -> String {
+    format!("http://{}", target.addr())
+}
+
+/// The users column of the history CSV, with each row's timestamp in
+/// seconds since the run started.
+fn users_history(prefix: &Path, started_ms: u64) -> Vec<(f64, u64)> {
+    let text = std::fs::read_to_string(format!("{}_stats_history.csv", prefix.display()))
+        .expect("the history CSV");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let ts = header.iter().position(|h| *h == "Timestamp").unwrap();
+    let users = header.iter().position(|h| *h == "User Count").unwrap();
+    lines
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            let at: f64 = cells[ts].parse().unwrap();
+            (
+                at - started_ms as f64 / 1000.0,
+                cells[users].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_shards_start_exactly_the_rate_evenly() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let target = start_target(None);
+    let scenario = scratch.file("rate.rhai", ONE_REQUEST);
+    let (_, summary) = run_json(
+        &scenario,
+        &url(&target),
+        &["--rate", "1000/s", "-t", "20s", "--cores", "2"],
+    );
+    assert_matches_schema(&summary);
+    let counts = target.counts();
+    target.stop();
+    let total = counts.path("/");
+    assert!(
+        (19_800..=20_200).contains(&total),
+        "20,000 ± 1% iterations expected over 20 s, the target counted {total}"
+    );
+    assert_eq!(summary["iterations"]["dropped"], 0, "{:#}", summary["iterations"]);
+    // Every whole second (the first and last are partial) within 5%.
+    let seconds = &counts.per_second;
+    assert!(seconds.len() >= 20, "{seconds:?}");
+    for (i, &n) in seconds[1..seconds.len() - 1].iter().enumerate() {
+        assert!(
+            (950..=1050).contains(&n),
+            "second {} of the run saw {n} requests, not 1000 ± 5%: {seconds:?}",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn poisson_arrivals_keep_the_mean_rate() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let target = start_target(None);
+    let scenario = scratch.file("poisson.rhai", ONE_REQUEST);
+    run_json(
+        &scenario,
+        &url(&target),
+        &[
+            "--rate", "500/s", "--arrivals", "poisson", "-t", "10s", "--cores", "2", "--seed", "7",
+        ],
+    );
+    let counts = target.counts();
+    target.stop();
+    // 5,000 expected; a Poisson count's standard deviation is about 71.
+    let total = counts.path("/");
+    assert!((4_650..=5_350).contains(&total), "{total}");
+    // Unlike even arrivals, seconds vary.
+    let seconds = &counts.per_second[1..counts.per_second.len() - 1];
+    assert!(seconds.iter().any(|&n| n != seconds[0]), "{seconds:?}");
+}
+
+/// A target that holds every response for 1 s once every 5 s, as a
+/// stop-the-world pause would.
+fn stalling_target() -> blast_target::Target {
+    start_target_with(TargetOptions {
+        stall: Some(Stall::parse("1s/5s").unwrap()),
+        ..Default::default()
+    })
+}
+
+/// p99 of the total in a summary, corrected and uncorrected, in ms.
+fn p99s(summary: &serde_json::Value) -> (f64, f64) {
+    let total = &summary["total"];
+    (
+        total["percentiles_ms"]["99"].as_f64().unwrap(),
+        total["uncorrected"]["percentiles_ms"]["99"]
+            .as_f64()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn a_stalling_target_shows_in_corrected_latency_and_drops() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file("stall.rhai", ONE_REQUEST);
+
+    // Two users at 200/s: when the target stalls, both wait 1 s and the
+    // iterations due meanwhile queue for them. Measured from when they
+    // were sent those look fast; from when they were due (corrected) they
+    // took up to the whole stall. A stall every 5 s touches a fifth of the
+    // iterations, whose corrected latencies fall evenly between 0 and 1 s,
+    // so the corrected p99 is ~0.95 s (the top 5% of that fifth).
+    let target = stalling_target();
+    let (_, summary) = run_json(
+        &scenario,
+        &url(&target),
+        &["--rate", "200/s", "--max-users", "2", "--max-wait", "3s", "-t", "12s", "--cores", "1"],
+    );
+    target.stop();
+    assert_matches_schema(&summary);
+    let (corrected, uncorrected) = p99s(&summary);
+    assert_eq!(summary["corrected"], true);
+    assert!(corrected >= 900.0, "corrected p99 {corrected} ms, the stall is 1000 ms");
+    assert!(
+        uncorrected * 4.0 < corrected,
+        "uncorrected p99 {uncorrected} ms should be far below the corrected {corrected} ms"
+    );
+    assert_eq!(summary["iterations"]["dropped"], 0);
+
+    // The same with no waiting allowed: the iterations due while both
+    // users are stuck are dropped, and counted.
+    let target = stalling_target();
+    let (_, summary) = run_json(
+        &scenario,
+        &url(&target),
+        &["--rate", "200/s", "--max-users", "2", "--max-wait", "0", "-t", "12s", "--cores", "1"],
+    );
+    let counts = target.counts();
+    target.stop();
+    let dropped = summary["iterations"]["dropped"].as_u64().unwrap();
+    let done = summary["iterations"]["completed"].as_u64().unwrap();
+    assert!(dropped >= 150, "at least one stall's worth dropped, got {dropped}");
+    assert_eq!(done, counts.path("/"), "every completed iteration reached the target");
+    let scheduled = done + dropped;
+    assert!(
+        (2_350..=2_450).contains(&scheduled),
+        "completed + dropped = every arrival due in 12 s at 200/s, got {scheduled}"
+    );
+}
+
+#[test]
+fn paced_users_are_corrected_against_their_schedule() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "paced.rhai",
+        r#"
+user("P", #{ wait: constant_pacing(0.01), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+"#,
+    );
+    let target = stalling_target();
+    let (_, summary) = run_json(
+        &scenario,
+        &url(&target),
+        &["-u", "1", "-r", "10", "-t", "12s", "--cores", "1"],
+    );
+    let counts = target.counts();
+    target.stop();
+    let (corrected, uncorrected) = p99s(&summary);
+    assert!(corrected >= 900.0, "corrected p99 {corrected} ms");
+    assert!(uncorrected * 4.0 < corrected, "{uncorrected} vs {corrected}");
+    // The user caught up after each stall: about 100 tasks a second.
+    let n = counts.path("/");
+    assert!((1_100..=1_250).contains(&n), "{n}");
+}
+
+#[test]
+fn users_follow_the_stages() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "stages.rhai",
+        r#"
+user("U", #{ wait: constant(0.2), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+"#,
+    );
+    let target = start_target(None);
+    let prefix = scratch.path("stages");
+    let (_, summary) = run_json(
+        &scenario,
+        &url(&target),
+        &[
+            "--stages",
+            "4s:20,3s:20,3s:0",
+            "--cores",
+            "2",
+            "--csv",
+            prefix.to_str().unwrap(),
+        ],
+    );
+    target.stop();
+    assert_eq!(summary["stop_reason"], "stages done");
+    // 0 → 20 over 4 s, hold 3 s, 20 → 0 over 3 s.
+    let expected = |t: f64| {
+        if t < 4.0 {
+            5.0 * t
+        } else if t < 7.0 {
+            20.0
+        } else {
+            (20.0 - 20.0 * (t - 7.0) / 3.0).max(0.0)
+        }
+    };
+    let started = summary["started_at_ms"].as_u64().unwrap();
+    let history = users_history(&prefix, started);
+    assert!(history.len() >= 8, "{history:?}");
+    for &(at, users) in &history[..history.len() - 1] {
+        // Timestamps are whole seconds: the row was cut within [at, at + 1).
+        let (lo, hi) = (expected(at).min(expected(at + 1.0)), expected(at).max(expected(at + 1.0)));
+        // Within one spawn-rate step (at most 6.7 users a second here).
+        let users = users as f64;
+        assert!(
+            users >= lo - 7.0 && users <= hi + 7.0,
+            "{users} users at {at:.1} s, the ramp says {lo:.1}..{hi:.1}: {history:?}"
+        );
+    }
+    assert!(history.iter().any(|&(_, u)| u == 20), "{history:?}");
+}
+
+#[test]
+fn a_step_shape_is_followed_and_unit_ends_the_run() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "shape.rhai",
+        r#"
+user("U", #{ wait: constant(0.2), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+fn shape(t) {
+    if t < 3.0 { #{ users: 4, spawn_rate: 100 } }
+    else if t < 6.0 { #{ users: 8, spawn_rate: 100 } }
+    else { () }
+}
+"#,
+    );
+    let target = start_target(None);
+    let prefix = scratch.path("shape");
+    let (_, summary) = run_json(
+        &scenario,
+        &url(&target),
+        &["--cores", "1", "--csv", prefix.to_str().unwrap()],
+    );
+    target.stop();
+    assert_eq!(summary["stop_reason"], "shape ended");
+    let duration = summary["duration_s"].as_f64().unwrap();
+    assert!((5.5..12.0).contains(&duration), "{duration}");
+    let history = users_history(&prefix, summary["started_at_ms"].as_u64().unwrap());
+    let at = |lo: f64, hi: f64| -> Vec<u64> {
+        history
+            .iter()
+            .filter(|(t, _)| *t >= lo && *t < hi)
+            .map(|(_, u)| *u)
+            .collect()
+    };
+    assert!(at(1.0, 2.0).iter().all(|&u| u == 4), "{history:?}");
+    assert!(at(4.0, 5.0).iter().all(|&u| u == 8), "{history:?}");
+}
+
+#[test]
+fn iteration_limits_end_the_run_exactly() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "iterations.rhai",
+        r#"
+user("U", #{ wait: constant(0.01), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+"#,
+    );
+    for (args, want) in [
+        (vec!["-u", "5", "-r", "100", "--iterations", "50", "--cores", "2"], 50),
+        (vec!["-u", "3", "-r", "100", "--iterations-per-user", "7", "--cores", "2"], 21),
+        (vec!["--rate", "100/s", "--iterations", "30", "--cores", "2"], 30),
+    ] {
+        let target = start_target(None);
+        let mut args = args.clone();
+        args.extend(["-t", "60s"]);
+        let (_, summary) = run_json(&scenario, &url(&target), &args);
+        let counts = target.counts();
+        target.stop();
+        assert_eq!(counts.path("/"), want, "{args:?}");
+        assert_eq!(summary["stop_reason"], "iterations done", "{args:?}");
+        assert_eq!(summary["iterations"]["completed"], want, "{args:?}");
+        assert!(summary["duration_s"].as_f64().unwrap() < 30.0);
+    }
+}
+
+#[test]
+fn a_stop_condition_ends_the_run_early_with_exit_code_4() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "failing.rhai",
+        r#"
+user("U", #{ wait: constant(0.05), tasks: [Fn("hit")] });
+fn hit() { http::get("/status/500"); }
+"#,
+    );
+    let target = start_target(None);
+    let prefix = scratch.path("failing");
+    let (ran, summary) = run_json_code(
+        &scenario,
+        &url(&target),
+        &[
+            "-u",
+            "2",
+            "-r",
+            "10",
+            "-t",
+            "60s",
+            "--cores",
+            "1",
+            "--stop-on",
+            "fail_ratio>0.5 for 2s",
+            "--csv",
+            prefix.to_str().unwrap(),
+        ],
+        4,
+    );
+    target.stop();
+    assert_eq!(summary["stopped_early"], true);
+    let reason = summary["stop_reason"].as_str().unwrap();
+    assert!(reason.contains("fail_ratio>0.5 for 2s"), "{reason}");
+    assert!(summary["duration_s"].as_f64().unwrap() < 20.0);
+    assert!(ran.stderr.contains("stopped early"), "{}", ran.stderr);
+    let exceptions =
+        std::fs::read_to_string(format!("{}_exceptions.csv", prefix.display())).unwrap();
+    assert!(exceptions.contains("run stopped early"), "{exceptions}");
+}
+
+#[test]
+fn reset_stats_forgets_the_ramp() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "reset.rhai",
+        r#"
+user("U", #{ wait: constant(0.05), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+"#,
+    );
+    let target = start_target(None);
+    let (ran, summary) = run_json(
+        &scenario,
+        &url(&target),
+        &["-u", "4", "-r", "2", "-t", "5s", "--cores", "1", "--reset-stats"],
+    );
+    let counts = target.counts();
+    target.stop();
+    assert!(ran.stderr.contains("Statistics reset"), "{}", ran.stderr);
+    let counted = total_requests(&summary);
+    let seen = counts.path("/");
+    // The ramp took ~1.5 s of the 5: what it sent is not in the totals.
+    assert!(counted > 0 && counted < seen, "{counted} counted, {seen} sent");
+}
+
+#[test]
+fn ramping_down_lets_tasks_finish_and_runs_on_stop() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "down.rhai",
+        r#"
+user("U", #{ on_stop: Fn("bye"), tasks: [Fn("slow")] });
+fn slow() { http::get("/delay/400"); http::get("/bytes/1"); }
+fn bye() { http::get("/bytes/2"); }
+"#,
+    );
+    let target = start_target(None);
+    let (_, summary) = run_json(
+        &scenario,
+        &url(&target),
+        &["--stages", "1s:6,2s:6,1s:0,2s:0", "--cores", "1"],
+    );
+    let counts = target.counts();
+    target.stop();
+    // Every user ran its stop hook once, and every task that started
+    // finished: each /delay/400 was followed by its /bytes/1.
+    assert_eq!(counts.path("/bytes/2"), 6);
+    assert_eq!(counts.path("/delay/400"), counts.path("/bytes/1"));
+    assert_eq!(summary["total"]["failures"], 0, "{:#}", summary["failures"]);
+}
+
+#[test]
+fn bad_load_flags_are_usage_errors() {
+    let scratch = Scratch::new();
+    let scenario = scratch.file("one.rhai", ONE_REQUEST);
+    let s = scenario.to_str().unwrap();
+    for (args, says) in [
+        (vec!["--rate", "fast"], "rate"),
+        (vec!["--rate", "10/h"], "unknown unit"),
+        (vec!["--stages", "30s"], "--stages"),
+        (vec!["--stages", "10s:5", "-u", "3"], "cannot be used with"),
+        (vec!["--rate", "5/s", "--iterations-per-user", "3"], "--iterations-per-user"),
+        (vec!["--stop-on", "fail_ratio>>1"], "fail_ratio>>1"),
+        (vec!["--rate", "5/s", "--max-users", "1", "--cores", "2"], "--max-users"),
+        (vec!["--arrivals", "bursty", "--rate", "5/s"], "bursty"),
+    ] {
+        let mut all = vec!["run", "-s", s, "-H", "http://127.0.0.1:9", "-t", "1s"];
+        all.extend(args.iter());
+        let ran = blast(&all);
+        assert!(ran.code == 1 || ran.code == 2, "{args:?}: {}", ran.code);
+        assert!(ran.stderr.contains(says), "{args:?}: {}", ran.stderr);
+    }
+}
+
+#[test]
+fn durations_do_not_drift_past_the_plan() {
+    // The run's own duration bounds a stage plan that is longer.
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file("one.rhai", ONE_REQUEST);
+    let target = start_target(None);
+    let (_, summary) = run_json(
+        &scenario,
+        &url(&target),
+        &["--rate-stages", "10s:50/s", "-t", "2s", "--cores", "1"],
+    );
+    target.stop();
+    assert_eq!(summary["stop_reason"], "duration");
+    let _ = Duration::ZERO;
+}
