@@ -258,7 +258,11 @@ pub fn parse_stages(text: &str, rate: bool) -> Result<Vec<blast_control::Stage>,
     for (i, part) in text.split(',').enumerate() {
         let part = part.trim();
         let bad = |why: String| {
-            format!("{flag} {text:?}: stage {} ({part:?}) {why}; write DURATION:{} like {example}", i + 1, if rate { "RATE" } else { "USERS" })
+            format!(
+                "{flag} {text:?}: stage {} ({part:?}) {why}; write DURATION:{} like {example}",
+                i + 1,
+                if rate { "RATE" } else { "USERS" }
+            )
         };
         let (duration, target) = part
             .split_once(':')
@@ -267,10 +271,12 @@ pub fn parse_stages(text: &str, rate: bool) -> Result<Vec<blast_control::Stage>,
         let target = if rate {
             parse_rate(target.trim()).map_err(bad)?
         } else {
-            let users: u64 = target
-                .trim()
-                .parse()
-                .map_err(|_| bad(format!("{:?} is not a whole number of users", target.trim())))?;
+            let users: u64 = target.trim().parse().map_err(|_| {
+                bad(format!(
+                    "{:?} is not a whole number of users",
+                    target.trim()
+                ))
+            })?;
             users as f64
         };
         stages.push(blast_control::Stage { duration, target });
@@ -325,7 +331,11 @@ mod tests {
             let e = parse_stages(bad, false).unwrap_err();
             assert!(e.contains("--stages"), "{e}");
         }
-        assert!(parse_stages("1m:fast", true).unwrap_err().contains("--rate-stages"));
+        assert!(
+            parse_stages("1m:fast", true)
+                .unwrap_err()
+                .contains("--rate-stages")
+        );
     }
 
     #[test]

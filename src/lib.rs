@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use blast_control::threshold::{self, ThresholdError};
 use blast_control::stop_on::StopCondition;
+use blast_control::threshold::{self, ThresholdError};
 use blast_control::{
     Arrivals, Iterations, Load, OpenSettings, OutputOptions, RunOutcome, RunPlan, ThresholdOptions,
 };
@@ -217,9 +217,7 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         Load::Users
     };
     if scenario.has_shape() && explicit {
-        eprintln!(
-            "warning: the scenario's shape() is not used: the command line sets the load"
-        );
+        eprintln!("warning: the scenario's shape() is not used: the command line sets the load");
     }
     let cores = args.cores.unwrap_or_else(default_cores);
     if let Some(max) = args.max_users

@@ -64,7 +64,11 @@ fn two_shards_start_exactly_the_rate_evenly() {
         (19_800..=20_200).contains(&total),
         "20,000 ± 1% iterations expected over 20 s, the target counted {total}"
     );
-    assert_eq!(summary["iterations"]["dropped"], 0, "{:#}", summary["iterations"]);
+    assert_eq!(
+        summary["iterations"]["dropped"], 0,
+        "{:#}",
+        summary["iterations"]
+    );
     // Every whole second (the first and last are partial) within 5%.
     let seconds = &counts.per_second;
     assert!(seconds.len() >= 20, "{seconds:?}");
@@ -87,7 +91,16 @@ fn poisson_arrivals_keep_the_mean_rate() {
         &scenario,
         &url(&target),
         &[
-            "--rate", "500/s", "--arrivals", "poisson", "-t", "10s", "--cores", "2", "--seed", "7",
+            "--rate",
+            "500/s",
+            "--arrivals",
+            "poisson",
+            "-t",
+            "10s",
+            "--cores",
+            "2",
+            "--seed",
+            "7",
         ],
     );
     let counts = target.counts();
@@ -136,13 +149,27 @@ fn a_stalling_target_shows_in_corrected_latency_and_drops() {
     let (_, summary) = run_json(
         &scenario,
         &url(&target),
-        &["--rate", "200/s", "--max-users", "2", "--max-wait", "3s", "-t", "12s", "--cores", "1"],
+        &[
+            "--rate",
+            "200/s",
+            "--max-users",
+            "2",
+            "--max-wait",
+            "3s",
+            "-t",
+            "12s",
+            "--cores",
+            "1",
+        ],
     );
     target.stop();
     assert_matches_schema(&summary);
     let (corrected, uncorrected) = p99s(&summary);
     assert_eq!(summary["corrected"], true);
-    assert!(corrected >= 900.0, "corrected p99 {corrected} ms, the stall is 1000 ms");
+    assert!(
+        corrected >= 900.0,
+        "corrected p99 {corrected} ms, the stall is 1000 ms"
+    );
     assert!(
         uncorrected * 4.0 < corrected,
         "uncorrected p99 {uncorrected} ms should be far below the corrected {corrected} ms"
@@ -155,14 +182,32 @@ fn a_stalling_target_shows_in_corrected_latency_and_drops() {
     let (_, summary) = run_json(
         &scenario,
         &url(&target),
-        &["--rate", "200/s", "--max-users", "2", "--max-wait", "0", "-t", "12s", "--cores", "1"],
+        &[
+            "--rate",
+            "200/s",
+            "--max-users",
+            "2",
+            "--max-wait",
+            "0",
+            "-t",
+            "12s",
+            "--cores",
+            "1",
+        ],
     );
     let counts = target.counts();
     target.stop();
     let dropped = summary["iterations"]["dropped"].as_u64().unwrap();
     let done = summary["iterations"]["completed"].as_u64().unwrap();
-    assert!(dropped >= 150, "at least one stall's worth dropped, got {dropped}");
-    assert_eq!(done, counts.path("/"), "every completed iteration reached the target");
+    assert!(
+        dropped >= 150,
+        "at least one stall's worth dropped, got {dropped}"
+    );
+    assert_eq!(
+        done,
+        counts.path("/"),
+        "every completed iteration reached the target"
+    );
     let scheduled = done + dropped;
     assert!(
         (2_350..=2_450).contains(&scheduled),
@@ -191,7 +236,10 @@ fn hit() { http::get("/"); }
     target.stop();
     let (corrected, uncorrected) = p99s(&summary);
     assert!(corrected >= 900.0, "corrected p99 {corrected} ms");
-    assert!(uncorrected * 4.0 < corrected, "{uncorrected} vs {corrected}");
+    assert!(
+        uncorrected * 4.0 < corrected,
+        "{uncorrected} vs {corrected}"
+    );
     // The user caught up after each stall: about 100 tasks a second.
     let n = counts.path("/");
     assert!((1_100..=1_250).contains(&n), "{n}");
@@ -239,7 +287,10 @@ fn hit() { http::get("/"); }
     assert!(history.len() >= 8, "{history:?}");
     for &(at, users) in &history[..history.len() - 1] {
         // Timestamps are whole seconds: the row was cut within [at, at + 1).
-        let (lo, hi) = (expected(at).min(expected(at + 1.0)), expected(at).max(expected(at + 1.0)));
+        let (lo, hi) = (
+            expected(at).min(expected(at + 1.0)),
+            expected(at).max(expected(at + 1.0)),
+        );
         // Within one spawn-rate step (at most 6.7 users a second here).
         let users = users as f64;
         assert!(
@@ -301,9 +352,27 @@ fn hit() { http::get("/"); }
 "#,
     );
     for (args, want) in [
-        (vec!["-u", "5", "-r", "100", "--iterations", "50", "--cores", "2"], 50),
-        (vec!["-u", "3", "-r", "100", "--iterations-per-user", "7", "--cores", "2"], 21),
-        (vec!["--rate", "100/s", "--iterations", "30", "--cores", "2"], 30),
+        (
+            vec!["-u", "5", "-r", "100", "--iterations", "50", "--cores", "2"],
+            50,
+        ),
+        (
+            vec![
+                "-u",
+                "3",
+                "-r",
+                "100",
+                "--iterations-per-user",
+                "7",
+                "--cores",
+                "2",
+            ],
+            21,
+        ),
+        (
+            vec!["--rate", "100/s", "--iterations", "30", "--cores", "2"],
+            30,
+        ),
     ] {
         let target = start_target(None);
         let mut args = args.clone();
@@ -376,7 +445,17 @@ fn hit() { http::get("/"); }
     let (ran, summary) = run_json(
         &scenario,
         &url(&target),
-        &["-u", "4", "-r", "2", "-t", "5s", "--cores", "1", "--reset-stats"],
+        &[
+            "-u",
+            "4",
+            "-r",
+            "2",
+            "-t",
+            "5s",
+            "--cores",
+            "1",
+            "--reset-stats",
+        ],
     );
     let counts = target.counts();
     target.stop();
@@ -384,7 +463,10 @@ fn hit() { http::get("/"); }
     let counted = total_requests(&summary);
     let seen = counts.path("/");
     // The ramp took ~1.5 s of the 5: what it sent is not in the totals.
-    assert!(counted > 0 && counted < seen, "{counted} counted, {seen} sent");
+    assert!(
+        counted > 0 && counted < seen,
+        "{counted} counted, {seen} sent"
+    );
 }
 
 #[test]
@@ -424,9 +506,15 @@ fn bad_load_flags_are_usage_errors() {
         (vec!["--rate", "10/h"], "unknown unit"),
         (vec!["--stages", "30s"], "--stages"),
         (vec!["--stages", "10s:5", "-u", "3"], "cannot be used with"),
-        (vec!["--rate", "5/s", "--iterations-per-user", "3"], "--iterations-per-user"),
+        (
+            vec!["--rate", "5/s", "--iterations-per-user", "3"],
+            "--iterations-per-user",
+        ),
         (vec!["--stop-on", "fail_ratio>>1"], "fail_ratio>>1"),
-        (vec!["--rate", "5/s", "--max-users", "1", "--cores", "2"], "--max-users"),
+        (
+            vec!["--rate", "5/s", "--max-users", "1", "--cores", "2"],
+            "--max-users",
+        ),
         (vec!["--arrivals", "bursty", "--rate", "5/s"], "bursty"),
     ] {
         let mut all = vec!["run", "-s", s, "-H", "http://127.0.0.1:9", "-t", "1s"];

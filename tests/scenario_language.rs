@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::blast_cli::{
-    Ran, Scratch, assert_matches_schema, blast, endpoint, exclusive, failures, run_json, run_json_code,
-    start_target, total_requests,
+    Ran, Scratch, assert_matches_schema, blast, endpoint, exclusive, failures, run_json,
+    run_json_code, start_target, total_requests,
 };
 use blast_target::{Counts, Target};
 

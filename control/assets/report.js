@@ -93,6 +93,15 @@
     el("p", "lead", p.scenario + " against " + p.host + ", started " + when(s.started_at_ms))
   );
   root.appendChild(header);
+  if (s.stopped_early) {
+    const banner = el("p", "stopped", "Stopped early: " + s.stop_reason);
+    banner.id = "stopped-early";
+    root.appendChild(banner);
+  }
+
+  const open = p.model === "open";
+  const dropped = s.iterations.dropped;
+  const late = s.health.lateness_ms;
 
   // Key figures.
   const failed = s.thresholds.filter(function (t) { return !t.passed; }).length;
@@ -102,10 +111,16 @@
     ["failures", s.total.failures + " (" + percent(s.total.failures, s.total.requests) + ")"],
     ["requests/s", rate(s.total.rps)],
     ["p95", ms(s.total.requests ? s.total.percentiles_ms["95"] : null) + " ms"],
+    ["iterations", String(s.iterations.completed)],
+  ].concat(open || dropped > 0 ? [["dropped iterations", String(dropped), dropped > 0]] : [])
+   .concat(late ? [["generator lateness p99", ms(late.p99) + " ms"]] : [])
+   .concat([
     ["thresholds", s.thresholds.length === 0 ? "none" :
-      failed === 0 ? "all " + s.thresholds.length + " passed" : failed + " of " + s.thresholds.length + " failed"],
-  ].forEach(function (f) {
-    const box = el("div", "figure" + (f[0] === "thresholds" && failed > 0 ? " bad" : ""));
+      failed === 0 ? "all " + s.thresholds.length + " passed" : failed + " of " + s.thresholds.length + " failed",
+      failed > 0],
+    ["ended by", s.stop_reason + (s.stopped_early ? " (early)" : ""), s.stopped_early],
+  ]).forEach(function (f) {
+    const box = el("div", "figure" + (f[2] ? " bad" : ""));
     box.appendChild(el("div", "value", f[1]));
     box.appendChild(el("div", "label", f[0]));
     figures.appendChild(box);
@@ -114,14 +129,38 @@
 
   // Parameters.
   const params = section("Run");
+  function stages(list, unit) {
+    if (list.length === 0) return "none";
+    return list.map(function (st) { return seconds(st.duration_s) + " → " + st[unit] + (unit === "rate" ? "/s" : " users"); }).join(", ");
+  }
+  const load = [["load model", p.model + (open ? " (arrival rate)" : " (users)")]];
+  if (p.load === "users") {
+    load.push(["users", p.users], ["spawn rate", p.spawn_rate + " users/s"]);
+  } else if (p.load === "stages") {
+    load.push(["stages", stages(p.stages, "users")]);
+  } else if (p.load === "rate") {
+    load.push(["rate", p.rate + " iterations/s"], ["rate stages", stages(p.rate_stages, "rate")]);
+  } else if (p.load === "shape") {
+    load.push(["load", "the scenario's shape()"]);
+  }
+  if (open) {
+    load.push(
+      ["max users", p.max_users === null ? "default (10 s of arrivals at the peak rate, at least 100)" : p.max_users],
+      ["max wait", p.max_wait_s + " s"],
+      ["arrivals", p.arrivals]
+    );
+  }
+  if (p.iterations !== null) load.push(["iterations", p.iterations]);
+  if (p.iterations_per_user !== null) load.push(["iterations per user", p.iterations_per_user]);
+  if (p.reset_stats) load.push(["reset stats", "once the ramp first reached its target"]);
+  if (p.stop_on.length > 0) load.push(["stop on", p.stop_on.join("; ")]);
   table(params, ["Parameter", "Value"], [
     ["scenario", p.scenario],
     ["host", p.host],
-    ["users", p.users],
-    ["spawn rate", p.spawn_rate + " users/s"],
+  ].concat(load).concat([
     ["planned run time", seconds(p.duration_s)],
     ["actual run time", seconds(s.duration_s)],
-    ["stop reason", s.stop_reason],
+    ["stop reason", s.stop_reason + (s.stopped_early ? " (stopped early)" : "")],
     ["cores", p.cores + (p.pinned ? " (pinned)" : " (not pinned)")],
     ["request timeout", p.timeout_s + " s"],
     ["stop timeout", p.stop_timeout_s + " s"],
@@ -129,7 +168,7 @@
     ["started", when(s.started_at_ms)],
     ["ended", when(s.ended_at_ms)],
     ["blast", s.blast_version],
-  ].map(function (r) { return { cells: r }; }), 2);
+  ]).map(function (r) { return { cells: r }; }), 2);
 
   if (s.thresholds.length > 0) {
     const th = section("Thresholds");
@@ -161,6 +200,9 @@
     p95: "#ff7f0e",
     p99: "#9467bd",
     users: "#17becf",
+    iterations: "#8c564b",
+    dropped: "#e377c2",
+    lateness: "#bcbd22",
   };
   const plots = [];
   function chart(id, title, yLabel, series, format) {
@@ -206,6 +248,15 @@
   chart("chart-users", "Users", "users", [
     { key: "users", label: "users", color: colors.users },
   ], function (v) { return v.toFixed(0); });
+  chart("chart-iterations", "Iterations per second (over the last 3 reports)", "per second", [
+    { key: "iterations_rps", label: "completed/s", color: colors.iterations },
+  ].concat(open || dropped > 0 ? [{ key: "dropped_rps", label: "dropped/s", color: colors.dropped }] : []),
+  function (v) { return v.toFixed(1); });
+  if (late) {
+    chart("chart-lateness", "Generator lateness p99 (each report's scheduled starts)", "ms", [
+      { key: "lateness_p99", label: "lateness p99", color: colors.lateness, spanGaps: true },
+    ], ms);
+  }
   window.addEventListener("resize", function () {
     const width = Math.max(480, Math.min(1200, charts.clientWidth || 960));
     plots.forEach(function (u) { u.setSize({ width: width, height: 240 }); });
@@ -226,14 +277,29 @@
 
   const labels = s.percentiles.map(function (q) { return String(q); });
   const pct = section("Response time percentiles (ms)");
-  table(pct, ["Type", "Name"].concat(labels.map(function (l) { return "p" + l; })), all.map(function (e) {
-    return {
+  if (s.corrected) {
+    pct.appendChild(el("p", "note",
+      "Latencies are corrected for coordinated omission: a request that was due before it was sent " +
+      "(an open-model iteration that waited for a free user, a paced user behind its schedule) is timed " +
+      "from when it was due. The uncorrected rows time each request from when it was sent."));
+  }
+  function percentileCells(e, figures) {
+    return labels.map(function (l) { return e.requests === 0 ? "–" : ms(figures.percentiles_ms[l]); });
+  }
+  const pctRows = [];
+  all.forEach(function (e) {
+    pctRows.push({
       className: e === s.total ? "total" : null,
-      cells: [e.method, e.name].concat(labels.map(function (l) {
-        return e.requests === 0 ? "–" : ms(e.percentiles_ms[l]);
-      })),
-    };
-  }), 2);
+      cells: [e.method, e.name].concat(percentileCells(e, e)),
+    });
+    if (s.corrected) {
+      pctRows.push({
+        className: "uncorrected" + (e === s.total ? " total" : ""),
+        cells: ["", "↳ uncorrected"].concat(percentileCells(e, e.uncorrected)),
+      });
+    }
+  });
+  table(pct, ["Type", "Name"].concat(labels.map(function (l) { return "p" + l; })), pctRows, 2);
 
   if (s.failures.length > 0) {
     const f = section("Failures");
@@ -259,13 +325,31 @@
 
   const health = section("Load generator");
   const notes = [
-    "Busiest shard: " + (s.health.max_busy * 100).toFixed(0) + "% busy at its peak; " +
-      s.health.busy_reports + " reports over 90%.",
+    "Iterations: " + s.iterations.completed + " completed" +
+      (open || dropped > 0 ? ", " + dropped + " dropped" : "") + ".",
   ];
+  if (dropped > 0) {
+    notes.push("Dropped iterations were due but no user came free within the max wait: the target was too slow " +
+      "for the arrival rate, or the user pool (max users) too small. They are not in the request figures.");
+  }
+  notes.push("Busiest shard: " + (s.health.max_busy * 100).toFixed(0) + "% busy at its peak; " +
+    s.health.busy_reports + " reports over 90%.");
   if (s.health.generator_saturated) {
     notes.push("The load generator was saturated: it, not the target, may have limited the load. Use more cores or nodes.");
   }
-  s.warnings.forEach(function (w) { notes.push("Warning: " + w); });
+  if (late) {
+    notes.push("Generator lateness: how late scheduled starts began by the generator's own timers, over " +
+      s.health.scheduled + " scheduled starts. High lateness means a saturated generator, not a slow target.");
+  } else {
+    notes.push("Generator lateness: nothing was scheduled (no arrival rate, no paced users).");
+  }
   notes.forEach(function (n) { health.appendChild(el("p", null, n)); });
+  if (late) {
+    const lt = table(health, ["Generator lateness", "p50", "p90", "p99", "p99.9", "max"], [{
+      cells: ["ms", ms(late.p50), ms(late.p90), ms(late.p99), ms(late["p99.9"]), ms(late.max)],
+    }], 1);
+    lt.id = "lateness";
+  }
+  s.warnings.forEach(function (w) { health.appendChild(el("p", null, "Warning: " + w)); });
   root.setAttribute("data-rendered", String(plots.length));
 })();

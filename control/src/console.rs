@@ -5,7 +5,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, Table};
 
 use crate::stats::RunStats;
-use crate::summary::{PERCENTILES, Summary, percentile_label};
+use crate::summary::{LoadModel, PERCENTILES, Summary, percentile_label};
 
 /// Formats milliseconds with precision that suits their size.
 pub fn format_ms(ms: f64) -> String {
@@ -152,6 +152,15 @@ pub fn summary_text(summary: &Summary) -> String {
     out.push_str("\nResponse time percentiles (ms)\n");
     out.push_str(&table.to_string());
     out.push('\n');
+    if summary.corrected {
+        let total = &summary.total;
+        let p = |label: &str| format_ms(total.uncorrected.percentiles_ms[label]);
+        out.push_str(&format!(
+            "Latencies are corrected for coordinated omission (timed from when each request was due); uncorrected, Aggregated: p50 {} ms, p99 {} ms\n",
+            p("50"),
+            p("99")
+        ));
+    }
 
     if !summary.failures.is_empty() {
         let mut table = new_table(vec!["Method", "Name", "Error", "Occurrences"]);
@@ -195,6 +204,17 @@ pub fn summary_text(summary: &Summary) -> String {
         out.push_str(&table.to_string());
         out.push('\n');
     }
+    out.push('\n');
+    out.push_str(&iterations_line(summary));
+    if let Some(late) = &summary.health.lateness_ms {
+        out.push_str(&format!(
+            "Generator lateness: p50 {} ms, p99 {} ms, max {} ms over {} scheduled starts\n",
+            format_ms(late.p50),
+            format_ms(late.p99),
+            format_ms(late.max),
+            summary.health.scheduled
+        ));
+    }
     if summary.health.generator_saturated {
         out.push_str(&format!(
             "\nWarning: the load generator was over 90% busy (peak {:.0}%) for {} reports: it, not the target, may have limited the load. Use more --cores or nodes.\n",
@@ -202,10 +222,93 @@ pub fn summary_text(summary: &Summary) -> String {
             summary.health.busy_reports
         ));
     }
+    if summary.stopped_early {
+        out.push_str(&format!("\nStopped early: {}\n", summary.stop_reason));
+    }
     out
+}
+
+/// `Iterations: N completed`, with the dropped ones in the open model or
+/// whenever there are some.
+fn iterations_line(summary: &Summary) -> String {
+    let it = &summary.iterations;
+    let mut line = format!("Iterations: {} completed", it.completed);
+    if summary.parameters.model == LoadModel::Open || it.dropped > 0 {
+        line.push_str(&format!(", {} dropped", it.dropped));
+        if it.dropped > 0 {
+            line.push_str(
+                " (no user came free within --max-wait: the target is too slow for the rate, or --max-users too low)",
+            );
+        }
+    }
+    line.push('\n');
+    line
 }
 
 /// `mm:ss` of a number of seconds.
 pub fn clock(seconds: u64) -> String {
     format!("{:02}:{:02}", seconds / 60, seconds % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::tests::{closed_summary, open_summary};
+
+    #[test]
+    fn an_open_run_that_was_corrected_and_stopped_early() {
+        let text = summary_text(&open_summary());
+        let total = &open_summary().total;
+        let corrected = format!(
+            "Latencies are corrected for coordinated omission (timed from when each request was due); uncorrected, Aggregated: p50 {} ms, p99 {} ms\n",
+            format_ms(total.uncorrected.percentiles_ms["50"]),
+            format_ms(total.uncorrected.percentiles_ms["99"]),
+        );
+        assert!(text.contains(&corrected), "{text}");
+        assert!(
+            text.contains(
+                "\nIterations: 100 completed, 3 dropped (no user came free within --max-wait"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nGenerator lateness: p50 0.40 ms, p99 1.50 ms, max 1.50 ms over 8 scheduled starts\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("\nStopped early: stop condition: fail_ratio>0.5\n"),
+            "{text}"
+        );
+        // The layout before it is the usual one.
+        let requests = text.find("Requests\n").unwrap();
+        let percentiles = text.find("\nResponse time percentiles (ms)\n").unwrap();
+        let failures = text.find("\nFailures\n").unwrap();
+        let iterations = text.find("\nIterations:").unwrap();
+        assert!(requests < percentiles && percentiles < failures && failures < iterations);
+    }
+
+    #[test]
+    fn a_closed_run_says_only_its_iterations() {
+        let text = summary_text(&closed_summary());
+        assert!(text.contains("\nIterations: 100 completed\n"), "{text}");
+        for absent in [
+            "dropped",
+            "coordinated omission",
+            "lateness",
+            "Stopped early",
+        ] {
+            assert!(!text.contains(absent), "{absent}: {text}");
+        }
+        // An open run without drops still says how many were dropped.
+        let mut open = open_summary();
+        open.iterations.dropped = 0;
+        assert!(
+            summary_text(&open).contains("\nIterations: 100 completed, 0 dropped\n"),
+            "dropped shows in the open model"
+        );
+        // A closed run with drops (a shape) says so too.
+        let mut closed = closed_summary();
+        closed.iterations.dropped = 2;
+        assert!(summary_text(&closed).contains("Iterations: 100 completed, 2 dropped ("));
+    }
 }

@@ -7,8 +7,10 @@
 //!   [`REWRITE_INTERVAL`] and at the end, so a crash mid-run leaves data.
 //! - `PREFIX_stats_history.csv`: appended once per report (every second):
 //!   the `Aggregated` row, and every entry's row with `--csv-full-history`.
-//! - `PREFIX_failures.csv`, `PREFIX_exceptions.csv`: failures and script
-//!   errors, rewritten like the stats file.
+//! - `PREFIX_failures.csv`, `PREFIX_exceptions.csv`: failures (and
+//!   dropped iterations, as one more row) and script errors (and, when the
+//!   run stopped early, a row that says why), rewritten like the stats
+//!   file.
 //!
 //! Numbers are written as Locust's writer (Python's `csv` module) writes
 //! them: counts as integers, the median and percentiles as whole
@@ -225,21 +227,64 @@ pub fn stats_csv(summary: &Summary) -> Vec<u8> {
     w.into_inner().expect("flushing to memory cannot fail")
 }
 
+/// The failures file's `Name` for open-model iterations that were dropped.
+pub const DROPPED_NAME: &str = "dropped iterations";
+
+/// The failures file's `Error` for dropped iterations.
+pub const DROPPED_ERROR: &str = "no user came free in time (open model)";
+
+/// The exceptions file's `Message` for a run that stopped early, before
+/// its reason.
+pub const STOPPED_EARLY_PREFIX: &str = "run stopped early: ";
+
 /// `PREFIX_failures.csv` for `summary`: failures grouped by method, name
-/// and error, most frequent first; first and last seen in Unix seconds.
+/// and error, and dropped iterations (empty method, name
+/// [`DROPPED_NAME`]), most frequent first; first and last seen in Unix
+/// seconds.
 pub fn failures_csv(summary: &Summary) -> Vec<u8> {
+    let mut rows: Vec<(u64, [String; 6])> = summary
+        .failures
+        .iter()
+        .map(|f| {
+            (
+                f.occurrences,
+                [
+                    f.method.clone(),
+                    f.name.clone(),
+                    f.error.clone(),
+                    f.occurrences.to_string(),
+                    (f.first_seen_ms / 1000).to_string(),
+                    (f.last_seen_ms / 1000).to_string(),
+                ],
+            )
+        })
+        .collect();
+    let dropped = &summary.iterations;
+    if dropped.dropped > 0 {
+        // Drops are counted per report: first and last seen are the cuts
+        // of the first and last report that held one.
+        let (first, last) = dropped
+            .dropped_seen_ms
+            .unwrap_or((summary.started_at_ms, summary.ended_at_ms));
+        rows.push((
+            dropped.dropped,
+            [
+                String::new(),
+                DROPPED_NAME.to_string(),
+                DROPPED_ERROR.to_string(),
+                dropped.dropped.to_string(),
+                (first / 1000).to_string(),
+                (last / 1000).to_string(),
+            ],
+        ));
+        // Stable: failures keep their order among themselves.
+        rows.sort_by_key(|row| std::cmp::Reverse(row.0));
+    }
     let mut w = new_writer(Vec::new());
     let mut write = || -> csv::Result<()> {
         w.write_record(FAILURES_HEADER)?;
-        for f in &summary.failures {
-            w.write_record([
-                f.method.clone(),
-                f.name.clone(),
-                f.error.clone(),
-                f.occurrences.to_string(),
-                (f.first_seen_ms / 1000).to_string(),
-                (f.last_seen_ms / 1000).to_string(),
-            ])?;
+        for (_, row) in &rows {
+            w.write_record(row)?;
         }
         Ok(())
     };
@@ -248,7 +293,8 @@ pub fn failures_csv(summary: &Summary) -> Vec<u8> {
 }
 
 /// `PREFIX_exceptions.csv` for `summary`: script errors, with their
-/// `file:line:column` as the traceback.
+/// `file:line:column` as the traceback; then, when the run stopped early,
+/// a row that says why.
 pub fn exceptions_csv(summary: &Summary) -> Vec<u8> {
     let mut w = new_writer(Vec::new());
     let mut write = || -> csv::Result<()> {
@@ -258,6 +304,14 @@ pub fn exceptions_csv(summary: &Summary) -> Vec<u8> {
                 e.count.to_string(),
                 e.message.clone(),
                 e.location.clone(),
+                LOCAL_NODE.to_string(),
+            ])?;
+        }
+        if summary.stopped_early {
+            w.write_record([
+                "1".to_string(),
+                format!("{STOPPED_EARLY_PREFIX}{}", summary.stop_reason),
+                String::new(),
                 LOCAL_NODE.to_string(),
             ])?;
         }
@@ -439,57 +493,30 @@ mod tests {
     }
 
     fn summary() -> Summary {
-        let total = endpoint("", "Aggregated", &[1000, 1500, 3000]);
-        Summary {
-            blast_version: "0".into(),
-            parameters: crate::summary::Parameters {
-                scenario: "s.rhai".into(),
-                host: "http://127.0.0.1:1".into(),
-                users: 1,
-                spawn_rate: 1.0,
-                duration_s: None,
-                cores: 1,
-                pinned: false,
-                timeout_s: 1.0,
-                stop_timeout_s: 1.0,
-                seed: None,
-            },
-            started_at: String::new(),
-            started_at_ms: 0,
-            ended_at_ms: 0,
-            duration_s: 2.0,
-            stop_reason: "duration".into(),
-            percentiles: PERCENTILES.to_vec(),
-            endpoints: vec![
-                endpoint("POST", "/b", &[3000]),
-                endpoint("GET", "/b, \"quoted\"", &[1000, 1500]),
-                endpoint("GET", "/empty", &[]),
-            ],
-            total,
-            failures: vec![FailureSummary {
-                method: "POST".into(),
-                name: "/b".into(),
-                error: "HTTP 500".into(),
-                occurrences: 1,
-                first_seen_ms: 1_700_000_000_123,
-                last_seen_ms: 1_700_000_001_999,
-            }],
-            errors: vec![ErrorSummary {
-                message: "boom, again".into(),
-                location: "s.rhai:3:5".into(),
-                count: 2,
-                first_seen_ms: 0,
-                last_seen_ms: 0,
-            }],
-            checks: Vec::new(),
-            health: crate::summary::HealthSummary {
-                max_busy: 0.0,
-                busy_reports: 0,
-                generator_saturated: false,
-            },
-            thresholds: Vec::new(),
-            warnings: Vec::new(),
-        }
+        let mut s = crate::summary::tests::closed_summary();
+        s.duration_s = 2.0;
+        s.endpoints = vec![
+            endpoint("POST", "/b", &[3000]),
+            endpoint("GET", "/b, \"quoted\"", &[1000, 1500]),
+            endpoint("GET", "/empty", &[]),
+        ];
+        s.total = endpoint("", "Aggregated", &[1000, 1500, 3000]);
+        s.failures = vec![FailureSummary {
+            method: "POST".into(),
+            name: "/b".into(),
+            error: "HTTP 500".into(),
+            occurrences: 1,
+            first_seen_ms: 1_700_000_000_123,
+            last_seen_ms: 1_700_000_001_999,
+        }];
+        s.errors = vec![ErrorSummary {
+            message: "boom, again".into(),
+            location: "s.rhai:3:5".into(),
+            count: 2,
+            first_seen_ms: 0,
+            last_seen_ms: 0,
+        }];
+        s
     }
 
     #[test]
@@ -530,6 +557,79 @@ mod tests {
             exceptions,
             "Count,Message,Traceback,Nodes\r\n2,\"boom, again\",s.rhai:3:5,local\r\n"
         );
+    }
+
+    #[test]
+    fn dropped_iterations_are_a_failures_row_and_an_early_stop_an_exception() {
+        let mut s = summary();
+        s.iterations.dropped = 3;
+        s.iterations.dropped_seen_ms = Some((1_700_000_005_500, 1_700_000_009_000));
+        s.stopped_early = true;
+        s.stop_reason = "stop condition: fail_ratio>0.5".into();
+        let failures = String::from_utf8(failures_csv(&s)).unwrap();
+        assert_eq!(
+            failures,
+            "Method,Name,Error,Occurrences,First Seen,Last Seen\r\n\
+             ,dropped iterations,no user came free in time (open model),3,1700000005,1700000009\r\n\
+             POST,/b,HTTP 500,1,1700000000,1700000001\r\n"
+        );
+        let exceptions = String::from_utf8(exceptions_csv(&s)).unwrap();
+        assert_eq!(
+            exceptions,
+            "Count,Message,Traceback,Nodes\r\n\
+             2,\"boom, again\",s.rhai:3:5,local\r\n\
+             1,run stopped early: stop condition: fail_ratio>0.5,,local\r\n"
+        );
+        // Fewer drops than a failure's occurrences: after it.
+        s.failures[0].occurrences = 10;
+        let failures = String::from_utf8(failures_csv(&s)).unwrap();
+        let names: Vec<&str> = failures
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap())
+            .collect();
+        assert_eq!(names, ["/b", "dropped iterations"]);
+        // Planned stops and runs without drops add nothing (the fixture's
+        // own files are checked above).
+        s.iterations.dropped = 0;
+        s.stopped_early = false;
+        assert_eq!(failures_csv(&s).split(|&b| b == b'\n').count(), 3);
+        assert_eq!(exceptions_csv(&s).split(|&b| b == b'\n').count(), 3);
+    }
+
+    #[test]
+    fn the_open_run_fixture_writes_its_drop_and_its_stop() {
+        let s = crate::summary::tests::open_summary();
+        let failures = records_of(&failures_csv(&s));
+        let dropped: Vec<&Vec<String>> = failures.iter().filter(|r| r[1] == DROPPED_NAME).collect();
+        assert_eq!(dropped.len(), 1, "{failures:?}");
+        assert_eq!(dropped[0][..4], ["", DROPPED_NAME, DROPPED_ERROR, "3"]);
+        assert_eq!(dropped[0][4..], ["1700000002", "1700000002"]);
+        let exceptions = records_of(&exceptions_csv(&s));
+        assert_eq!(
+            exceptions.last().unwrap(),
+            &[
+                "1",
+                "run stopped early: stop condition: fail_ratio>0.5",
+                "",
+                "local"
+            ]
+        );
+        // The stats file keeps the corrected figures.
+        let stats = records_of(&stats_csv(&s));
+        let slow = stats.iter().find(|r| r[1] == "/slow").unwrap();
+        let e = s.endpoints.iter().find(|e| e.name == "/slow").unwrap();
+        assert_eq!(slow[7], py_float(e.max_ms));
+        assert_ne!(slow[7], py_float(e.uncorrected.max_ms));
+    }
+
+    fn records_of(bytes: &[u8]) -> Vec<Vec<String>> {
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(bytes)
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_string).collect())
+            .collect()
     }
 
     #[test]
@@ -579,6 +679,26 @@ mod tests {
                 assert_eq!(text.lines().count(), 1, "{stale}: only a header so far");
             }
         }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn history_rows_keep_the_corrected_figures() {
+        let dir = tempfile_dir();
+        let prefix = dir.join("corrected");
+        let mut report = CsvReport::create(&prefix, true).unwrap();
+        let stats = crate::summary::tests::open_run();
+        report.append_history(&stats, 1_700_000_002_000).unwrap();
+        let text = std::fs::read_to_string(&CsvReport::paths(&prefix)[1]).unwrap();
+        let rows = records_of(text.as_bytes());
+        assert_eq!(rows[0], HISTORY_HEADER);
+        let slow = rows.iter().find(|r| r[3] == "/slow").unwrap();
+        let aggregated = rows.iter().find(|r| r[3] == "Aggregated").unwrap();
+        let corrected = EndpointSummary::of(&stats.aggregated(), "", 1.0);
+        // Total Max Response Time and the current p100: the corrected 88 ms,
+        // not the uncorrected 15 ms.
+        assert_eq!(aggregated[22], py_float(corrected.max_ms));
+        assert_eq!(slow[16], "88");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -31,6 +31,12 @@ struct ChartPoint {
     p50: Option<f64>,
     p95: Option<f64>,
     p99: Option<f64>,
+    /// Task iterations completed per second.
+    iterations_rps: f64,
+    /// Open-model iterations dropped per second.
+    dropped_rps: f64,
+    /// The report's generator lateness p99, ms.
+    lateness_p99: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -48,13 +54,17 @@ const RATE_WINDOW: usize = 3;
 /// [`RATE_WINDOW`] reports (the first reports: since the start, the first
 /// covering one report interval); percentiles are each report's own.
 fn chart_points(history: &[HistoryPoint], interval_s: f64) -> Vec<ChartPoint> {
-    let mut requests = Vec::with_capacity(history.len() + 1);
-    let mut failures = Vec::with_capacity(history.len() + 1);
-    requests.push(0u64);
-    failures.push(0u64);
+    // Running totals of requests, failures, iterations and drops, from 0.
+    let mut sums = Vec::with_capacity(history.len() + 1);
+    sums.push([0u64; 4]);
     for h in history {
-        requests.push(requests.last().copied().unwrap_or(0) + h.requests);
-        failures.push(failures.last().copied().unwrap_or(0) + h.failures);
+        let [r, f, i, d] = sums.last().copied().unwrap_or_default();
+        sums.push([
+            r + h.requests,
+            f + h.failures,
+            i + h.iterations,
+            d + h.dropped,
+        ]);
     }
     history
         .iter()
@@ -67,15 +77,19 @@ fn chart_points(history: &[HistoryPoint], interval_s: f64) -> Vec<ChartPoint> {
                 h.at_ms.saturating_sub(history[0].at_ms) as f64 / 1000.0 + interval_s
             }
             .max(interval_s / 10.0);
+            let rate = |k: usize| (sums[i + 1][k] - sums[from][k]) as f64 / span;
             let [p50, p95, p99] = h.percentiles_ms.map_or([None; 3], |p| p.map(Some));
             ChartPoint {
                 t: h.at_ms as f64 / 1000.0,
                 users: h.users,
-                rps: (requests[i + 1] - requests[from]) as f64 / span,
-                fail_rps: (failures[i + 1] - failures[from]) as f64 / span,
+                rps: rate(0),
+                fail_rps: rate(1),
                 p50,
                 p95,
                 p99,
+                iterations_rps: rate(2),
+                dropped_rps: rate(3),
+                lateness_p99: h.lateness_p99_ms,
             }
         })
         .collect()
@@ -161,6 +175,48 @@ mod tests {
         assert_eq!(back, nasty);
     }
 
+    /// The data a rendered report carries.
+    fn data_of(html: &str) -> serde_json::Value {
+        let start = html.find("id=\"blast-data\">").unwrap() + "id=\"blast-data\">".len();
+        let end = start + html[start..].find("</script>").unwrap();
+        serde_json::from_str(&html[start..end]).unwrap()
+    }
+
+    #[test]
+    fn the_report_carries_what_the_script_draws() {
+        let summary = crate::summary::tests::open_summary();
+        let stats = crate::summary::tests::open_run();
+        let html = render(&summary, stats.history(), 1.0);
+        let data = data_of(&html);
+        let s = &data["summary"];
+        // The script reads these names; a rename here breaks the report.
+        assert_eq!(s["stopped_early"], true);
+        assert_eq!(s["stop_reason"], "stop condition: fail_ratio>0.5");
+        assert_eq!(s["corrected"], true);
+        assert_eq!(s["parameters"]["model"], "open");
+        assert_eq!(s["parameters"]["load"], "rate");
+        assert_eq!(s["iterations"]["dropped"], 3);
+        assert!(s["health"]["lateness_ms"]["p99.9"].is_number());
+        assert!(s["total"]["uncorrected"]["percentiles_ms"]["99"].is_number());
+        let history = data["history"].as_array().unwrap();
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[1]["iterations_rps"], 50.0);
+        assert_eq!(history[1]["dropped_rps"], 1.5);
+        assert!((history[1]["lateness_p99"].as_f64().unwrap() - 1.5).abs() < 0.01);
+        for name in [
+            "stopped_early",
+            "uncorrected",
+            "iterations_rps",
+            "dropped_rps",
+            "lateness_p99",
+            "lateness_ms",
+            "rate_stages",
+            "max_wait_s",
+        ] {
+            assert!(REPORT_JS.contains(name), "report.js does not use {name}");
+        }
+    }
+
     #[test]
     fn chart_rates_average_over_the_last_reports() {
         let point = |at_ms, requests, failures| HistoryPoint {
@@ -170,6 +226,9 @@ mod tests {
             failures,
             busy: 0.0,
             percentiles_ms: None,
+            iterations: requests / 2,
+            dropped: failures,
+            lateness_p99_ms: None,
         };
         // One report holds two intervals' requests, the next none.
         let points = chart_points(
@@ -185,6 +244,8 @@ mod tests {
         let rps: Vec<f64> = points.iter().map(|p| p.rps).collect();
         assert_eq!(rps, [10.0, 25.0, 50.0 / 3.0, 70.0 / 3.0, 50.0 / 2.002]);
         assert_eq!(points[3].fail_rps, 5.0 / 3.0);
+        assert_eq!(points[3].iterations_rps, 35.0 / 3.0);
+        assert_eq!(points[3].dropped_rps, 5.0 / 3.0);
         assert_eq!(points[0].t, 10.0);
         assert!(points[0].p95.is_none());
     }

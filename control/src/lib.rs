@@ -1,6 +1,6 @@
 //! blast's control side: the run lifecycle and the reporters.
 //!
-//! A [`RunPlan`] says what to do; [`run`] drives it on nodes through
+//! A [`RunPlan`] says what to do; [`run_local`] drives it on nodes through
 //! [`NodeHandle`] (today one [`InProcessNode`]; remote nodes join with
 //! distributed runs), merges their deltas into [`RunStats`], prints the
 //! live table and returns the [`Summary`] that the console and `--json`
@@ -21,8 +21,8 @@ mod load;
 mod plan;
 mod run;
 mod stats;
-mod summary;
 pub mod stop_on;
+mod summary;
 pub mod threshold;
 
 use std::sync::Arc;
@@ -35,12 +35,13 @@ pub use plan::{
 pub use run::{InProcessNode, NodeHandle, RunError, RunOutcome, RunState};
 pub use stats::{Health, HistoryPoint, RunStats};
 pub use summary::{
-    CheckSummary, EndpointSummary, ErrorSummary, FailureSummary, HealthSummary, PERCENTILES,
-    Parameters, Summary, percentile_label,
+    CheckSummary, EndpointSummary, ErrorSummary, FailureSummary, HealthSummary, IterationsSummary,
+    LatenessSummary, LoadModel, LoadParameters, OpenParameters, PERCENTILES, Parameters, RateStage,
+    Summary, UncorrectedSummary, UserStage, percentile_label,
 };
 
-use blast_engine::{IterationLimit, NodeConfig, OpenModel};
 use blast_engine::http::Limits;
+use blast_engine::{IterationLimit, NodeConfig, OpenModel};
 
 /// How often shards report.
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);

@@ -183,10 +183,12 @@ impl Driver {
                         over: Duration::ZERO,
                     });
                 }
-                commands.extend(self.stages(&stages, elapsed, |_, stage| Command::Rate {
-                    rate: stage.target,
-                    over: stage.duration,
-                }));
+                if !stages.is_empty() {
+                    commands.extend(self.stages(&stages, elapsed, |_, stage| Command::Rate {
+                        rate: stage.target,
+                        over: stage.duration,
+                    }));
+                }
                 commands
             }
             Load::Shape => self.shape(elapsed),

@@ -16,8 +16,8 @@ use crate::csv::{CsvReport, REWRITE_INTERVAL as CSV_REWRITE_INTERVAL};
 use crate::html;
 use crate::load::{Command, Driver, Target};
 use crate::plan::RunPlan;
-use crate::stop_on::{StopCondition, StopConditions};
 use crate::stats::RunStats;
+use crate::stop_on::{StopCondition, StopConditions};
 use crate::summary::Summary;
 use crate::threshold::{self, ThresholdResult};
 
@@ -152,6 +152,9 @@ pub(crate) fn run(
             .collect(),
     );
     let mut reset_pending = plan.reset_stats;
+    // Rates are over the time since the statistics began: the start, or the
+    // reset.
+    let mut stats_since = Instant::now();
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let started_ms = unix_ms();
@@ -216,6 +219,7 @@ pub(crate) fn run(
         if reset_pending && driver_target_reached(&driver, &stats, now.duration_since(started)) {
             reset_pending = false;
             stats.reset();
+            stats_since = Instant::now();
             stop_on.reset();
             if !quiet {
                 eprintln!("Statistics reset: the ramp reached its target (--reset-stats)");
@@ -228,13 +232,19 @@ pub(crate) fn run(
                 println!("{}", console::live_table(&stats));
                 if !terminal {
                     // A log, not a terminal: the progress as a plain line.
-                    eprintln!("progress: {}", progress_line(plan, &stats, elapsed));
+                    eprintln!(
+                        "progress: {}",
+                        progress_line(plan, driver.target_users(), &stats, elapsed)
+                    );
                 }
             }
             if plan.thresholds.abort_on_fail
                 && elapsed >= plan.thresholds.delay
-                && let Some(violation) =
-                    threshold::first_violation(&plan.thresholds.list, &stats, elapsed.as_secs_f64())
+                && let Some(violation) = threshold::first_violation(
+                    &plan.thresholds.list,
+                    &stats,
+                    stats_since.elapsed().as_secs_f64(),
+                )
             {
                 stop = Stop::Other(format!("threshold failed: {}", violation.threshold));
                 eprintln!("Threshold failed: {}", violation.describe());
@@ -264,13 +274,16 @@ pub(crate) fn run(
                 }
                 if csv_report.is_some() && Instant::now() >= next_csv {
                     next_csv = Instant::now() + CSV_REWRITE_INTERVAL;
-                    let so_far = Summary::build(
+                    let mut so_far = Summary::build(
                         plan,
                         &stats,
-                        (started_ms, unix_ms(), started.elapsed().as_secs_f64()),
+                        (started_ms, unix_ms(), stats_since.elapsed().as_secs_f64()),
                         node.pinned(),
                         "running",
                     );
+                    if driver.is_open() {
+                        so_far.parameters.set_open_model(&plan.open);
+                    }
                     write_csv(&mut csv_report, |r| r.write_tables(&so_far));
                 }
                 if state == RunState::Spawning
@@ -284,7 +297,7 @@ pub(crate) fn run(
                     }
                 }
                 if terminal && live {
-                    progress(plan, &stats, started.elapsed());
+                    progress(plan, driver.target_users(), &stats, started.elapsed());
                 }
             }
             Ok(NodeEvent::Warning(w)) => eprintln!("warning: {w}"),
@@ -332,7 +345,7 @@ pub(crate) fn run(
             }
         }
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = stats_since.elapsed().as_secs_f64();
     let ended_ms = unix_ms();
     let pinned = node.pinned();
     for problem in node.finish() {
@@ -346,6 +359,9 @@ pub(crate) fn run(
         &stop_reason,
     );
     summary.stopped_early = stopped_early;
+    if driver.is_open() {
+        summary.parameters.set_open_model(&plan.open);
+    }
     summary.thresholds = threshold::evaluate(&plan.thresholds.list, &stats, seconds);
     if let Some(path) = &plan.json {
         write_atomically(path, summary.to_json().as_bytes()).map_err(|e| RunError::Output {
@@ -404,7 +420,7 @@ fn write_csv(
 
 /// The progress line on a terminal: a bar when the run time is known,
 /// then [`progress_line`], rewritten in place.
-fn progress(plan: &RunPlan, stats: &RunStats, elapsed: Duration) {
+fn progress(plan: &RunPlan, target: Option<u64>, stats: &RunStats, elapsed: Duration) {
     const WIDTH: usize = 20;
     let bar = plan
         .duration
@@ -415,24 +431,33 @@ fn progress(plan: &RunPlan, stats: &RunStats, elapsed: Duration) {
         })
         .unwrap_or_default();
     let mut err = std::io::stderr();
-    let _ = write!(err, "\r{bar}{}   ", progress_line(plan, stats, elapsed));
+    let _ = write!(
+        err,
+        "\r{bar}{}   ",
+        progress_line(plan, target, stats, elapsed)
+    );
     let _ = err.flush();
 }
 
 /// Elapsed / total time, users, requests, failures and current requests
 /// per second.
-fn progress_line(plan: &RunPlan, stats: &RunStats, elapsed: Duration) -> String {
+fn progress_line(
+    plan: &RunPlan,
+    target: Option<u64>,
+    stats: &RunStats,
+    elapsed: Duration,
+) -> String {
     let total = plan
         .duration
         .map_or("--:--".to_string(), |d| console::clock(d.as_secs()));
     let (rps, _) = stats.current(None);
     let all = stats.aggregated();
     format!(
-        "{} / {}  users {}/{}  reqs {}  fails {}  rps {:.0}",
+        "{} / {}  users {}{}  reqs {}  fails {}  rps {:.0}",
         console::clock(elapsed.as_secs()),
         total,
         stats.users(),
-        plan.users,
+        target.map_or(String::new(), |t| format!("/{t}")),
         all.requests,
         all.failures,
         rps

@@ -1,6 +1,7 @@
 //! The run's statistics, as the controller keeps them: totals since the
-//! start, one point per report for history, and a rolling window for the
-//! "current" figures the live table shows.
+//! start (or since `--reset-stats` cleared them), one point per report for
+//! history, and a rolling window for the "current" figures the live table
+//! shows.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -32,8 +33,16 @@ pub struct HistoryPoint {
     /// Busiest shard's busy ratio.
     pub busy: f64,
     /// Response-time percentiles p50, p95 and p99 of the report's requests,
-    /// in milliseconds; `None` when it had none.
+    /// in milliseconds (corrected for coordinated omission); `None` when it
+    /// had none.
     pub percentiles_ms: Option<[f64; 3]>,
+    /// Task iterations completed in the report.
+    pub iterations: u64,
+    /// Open-model iterations dropped in the report.
+    pub dropped: u64,
+    /// p99 of the report's generator lateness, in milliseconds; `None`
+    /// when nothing was scheduled.
+    pub lateness_p99_ms: Option<f64>,
 }
 
 /// A rolling window entry.
@@ -73,12 +82,17 @@ fn report_percentiles(entries: &[EntryDelta]) -> Option<[f64; 3]> {
 }
 
 /// Everything the controller knows about the run's requests.
-#[derive(Default)]
 pub struct RunStats {
     totals: BTreeMap<EntryKey, EntryDelta>,
     failures: Vec<FailureDelta>,
     errors: Vec<ScriptErrorDelta>,
     checks: Vec<CheckDelta>,
+    iterations: u64,
+    dropped: u64,
+    /// When the first and the last report holding a dropped iteration were
+    /// cut, in milliseconds since the Unix epoch.
+    dropped_seen_ms: Option<(u64, u64)>,
+    lateness: LatencyHistogram,
     history: Vec<HistoryPoint>,
     window: VecDeque<WindowSlice>,
     users: u64,
@@ -86,6 +100,27 @@ pub struct RunStats {
     /// Next expected sequence number per source.
     expected: BTreeMap<u32, u64>,
     warnings: Vec<String>,
+}
+
+impl Default for RunStats {
+    fn default() -> RunStats {
+        RunStats {
+            totals: BTreeMap::new(),
+            failures: Vec::new(),
+            errors: Vec::new(),
+            checks: Vec::new(),
+            iterations: 0,
+            dropped: 0,
+            dropped_seen_ms: None,
+            lateness: new_histogram(),
+            history: Vec::new(),
+            window: VecDeque::new(),
+            users: 0,
+            health: Health::default(),
+            expected: BTreeMap::new(),
+            warnings: Vec::new(),
+        }
+    }
 }
 
 impl RunStats {
@@ -112,6 +147,16 @@ impl RunStats {
         merge_failures(&mut self.failures, &delta.failures);
         merge_errors(&mut self.errors, &delta.errors);
         merge_checks(&mut self.checks, &delta.checks);
+        self.iterations += delta.iterations;
+        self.dropped += delta.dropped;
+        if delta.dropped > 0 {
+            let (first, last) = self
+                .dropped_seen_ms
+                .get_or_insert((delta.at_ms, delta.at_ms));
+            *first = (*first).min(delta.at_ms);
+            *last = (*last).max(delta.at_ms);
+        }
+        let _ = self.lateness.add(&delta.lateness);
 
         if !delta.last {
             self.users = delta.users;
@@ -135,6 +180,10 @@ impl RunStats {
             failures,
             busy: delta.busy,
             percentiles_ms: report_percentiles(&delta.entries),
+            iterations: delta.iterations,
+            dropped: delta.dropped,
+            lateness_p99_ms: (!delta.lateness.is_empty())
+                .then(|| delta.lateness.value_at_quantile(0.99) as f64 / 1000.0),
         });
         self.track_health(delta.busy, delta.last);
         self.window.push_back(WindowSlice {
@@ -149,6 +198,24 @@ impl RunStats {
             self.window.pop_front();
         }
         warning
+    }
+
+    /// Clears what the run measured so far, for `--reset-stats` (as
+    /// Locust's `reset_stats`): the totals per entry, failures, script
+    /// errors, checks, iterations, dropped iterations, generator lateness
+    /// and the rolling window. The history, the generator's health, the
+    /// user count, the sequence tracking and the warnings stay: they
+    /// describe the run, not its measurement.
+    pub fn reset(&mut self) {
+        self.totals.clear();
+        self.failures.clear();
+        self.errors.clear();
+        self.checks.clear();
+        self.iterations = 0;
+        self.dropped = 0;
+        self.dropped_seen_ms = None;
+        self.lateness.reset();
+        self.window.clear();
     }
 
     fn track_health(&mut self, busy: f64, last: bool) {
@@ -229,6 +296,34 @@ impl RunStats {
                 .then_with(|| a.location.cmp(&b.location))
         });
         e
+    }
+
+    /// Task iterations completed so far.
+    pub fn iterations(&self) -> u64 {
+        self.iterations
+    }
+
+    /// Open-model iterations dropped so far (no user came free in time).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// When the first and the last report holding a dropped iteration were
+    /// cut, in milliseconds since the Unix epoch; `None` before any drop.
+    pub fn dropped_seen_ms(&self) -> Option<(u64, u64)> {
+        self.dropped_seen_ms
+    }
+
+    /// Generator lateness so far, in microseconds: how late each scheduled
+    /// start began. Empty when nothing was scheduled.
+    pub fn lateness(&self) -> &LatencyHistogram {
+        &self.lateness
+    }
+
+    /// Whether any latency so far was corrected for coordinated omission
+    /// (timed from when the request was due, not when it was sent).
+    pub fn corrected(&self) -> bool {
+        self.totals.values().any(|e| e.uncorrected.is_some())
     }
 
     /// Per-report history.
@@ -369,5 +464,107 @@ mod tests {
             None,
             "no request, no percentile"
         );
+    }
+
+    /// A delta with `iterations`, `dropped` and lateness samples (µs).
+    fn open_delta(
+        seq: u64,
+        at_ms: u64,
+        iterations: u64,
+        dropped: u64,
+        late_us: &[u64],
+    ) -> StatsDelta {
+        let mut d = delta(seq, at_ms, 2, 0.2);
+        d.iterations = iterations;
+        d.dropped = dropped;
+        for &us in late_us {
+            d.lateness.record(us).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn iterations_drops_and_lateness_add_up_and_reach_the_history() {
+        let mut s = RunStats::default();
+        s.merge(&open_delta(0, 1000, 10, 0, &[100, 200]));
+        s.merge(&open_delta(1, 2000, 7, 3, &[5_000]));
+        s.merge(&open_delta(2, 3000, 4, 1, &[]));
+        assert_eq!((s.iterations(), s.dropped()), (21, 4));
+        assert_eq!(s.dropped_seen_ms(), Some((2000, 3000)));
+        assert_eq!(s.lateness().len(), 3);
+        // Histograms keep 3 significant digits.
+        assert!(s.lateness().equivalent(s.lateness().max(), 5_000));
+        let h = s.history();
+        assert_eq!(
+            h.iter()
+                .map(|p| (p.iterations, p.dropped))
+                .collect::<Vec<_>>(),
+            [(10, 0), (7, 3), (4, 1)]
+        );
+        assert_eq!(h[0].lateness_p99_ms, Some(0.2));
+        assert!((h[1].lateness_p99_ms.unwrap() - 5.0).abs() < 0.005);
+        assert_eq!(h[2].lateness_p99_ms, None, "nothing was scheduled");
+        assert!(!s.corrected());
+    }
+
+    #[test]
+    fn corrected_once_any_latency_was() {
+        let mut s = RunStats::default();
+        s.merge(&delta(0, 1000, 3, 0.1));
+        assert!(!s.corrected());
+        let mut d = delta(1, 2000, 0, 0.1);
+        d.entries[0].record_corrected(9_000, 1_000, 0, false);
+        s.merge(&d);
+        assert!(s.corrected());
+        let all = s.aggregated();
+        assert!(all.latency.equivalent(all.latency.max(), 9_000));
+        assert_eq!(all.uncorrected_latency().max(), 1_002);
+    }
+
+    #[test]
+    fn reset_clears_the_measurements_and_keeps_the_run() {
+        let mut s = RunStats::default();
+        let mut first = open_delta(0, 1000, 5, 2, &[300]);
+        first.failures.push(FailureDelta {
+            key: first.entries[0].key.clone(),
+            kind: FailureKind::Status(500),
+            message: String::new(),
+            count: 1,
+            first_seen_ms: 1000,
+            last_seen_ms: 1000,
+        });
+        first.errors.push(ScriptErrorDelta {
+            message: "boom".into(),
+            location: "s.rhai:1:1".into(),
+            count: 1,
+            first_seen_ms: 1000,
+            last_seen_ms: 1000,
+        });
+        first.checks.push(CheckDelta {
+            name: "ok".into(),
+            passed: 1,
+            failed: 0,
+        });
+        first.busy = 0.95;
+        s.merge(&first);
+        // A gap, warned about before the reset.
+        assert!(s.merge(&open_delta(2, 2000, 1, 0, &[])).is_some());
+        s.reset();
+        assert_eq!(s.totals().count(), 0);
+        assert_eq!(s.aggregated().requests, 0);
+        assert!(s.failures().is_empty() && s.errors().is_empty() && s.checks().is_empty());
+        assert_eq!((s.iterations(), s.dropped()), (0, 0));
+        assert_eq!(s.dropped_seen_ms(), None);
+        assert!(s.lateness().is_empty());
+        let (rps, window) = s.current(None);
+        assert_eq!((rps, window.len()), (0.0, 0));
+        // Kept: history, health, users, sequence tracking and warnings.
+        assert_eq!(s.history().len(), 2);
+        assert_eq!(s.health().max_busy, 0.95);
+        assert_eq!(s.users(), 5);
+        assert_eq!(s.warnings().len(), 1);
+        assert!(s.merge(&open_delta(3, 3000, 2, 1, &[100])).is_none());
+        assert_eq!((s.iterations(), s.dropped()), (2, 1));
+        assert_eq!(s.aggregated().requests, 2);
     }
 }

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use blast_proto::EntryDelta;
+use blast_proto::{EntryDelta, LatencyHistogram};
 use serde::Serialize;
 
-use crate::plan::RunPlan;
+use crate::plan::{Arrivals, Load, OpenSettings, RunPlan};
 use crate::stats::RunStats;
 use crate::threshold::ThresholdResult;
 
@@ -21,7 +21,10 @@ pub fn percentile_label(p: f64) -> String {
     s.trim_end_matches(".0").to_string()
 }
 
-/// Latency figures of one entry, in milliseconds.
+/// Latency figures of one entry, in milliseconds. The top-level figures
+/// are corrected for coordinated omission (a request that was due before
+/// it was sent is timed from when it was due); `uncorrected` has the same
+/// figures timed from when each request was sent.
 #[derive(Clone, Debug, Serialize)]
 pub struct EndpointSummary {
     /// Request method (`GET`...), or empty for the aggregated row.
@@ -45,14 +48,44 @@ pub struct EndpointSummary {
     /// Percentiles by label (`"50"`, `"99.9"`...), from full-precision
     /// histograms (3 significant digits).
     pub percentiles_ms: BTreeMap<String, f64>,
+    /// The same figures without the correction; equal to the ones above
+    /// when nothing was corrected.
+    pub uncorrected: UncorrectedSummary,
     /// Response body bytes received.
     pub bytes: u64,
     /// Mean body size in bytes.
     pub avg_content_size: f64,
 }
 
+/// Latency figures timed from when each request was sent (not corrected
+/// for coordinated omission), in milliseconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct UncorrectedSummary {
+    /// Mean response time (exact).
+    pub avg_ms: f64,
+    /// Slowest response.
+    pub max_ms: f64,
+    /// Percentiles by label, as [`EndpointSummary::percentiles_ms`].
+    pub percentiles_ms: BTreeMap<String, f64>,
+}
+
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
+}
+
+/// [`PERCENTILES`] of `h` by label; zeros when it is empty.
+fn percentiles_ms(h: &LatencyHistogram) -> BTreeMap<String, f64> {
+    PERCENTILES
+        .iter()
+        .map(|&p| {
+            let v = if h.is_empty() {
+                0.0
+            } else {
+                ms(h.value_at_quantile(p / 100.0))
+            };
+            (percentile_label(p), v)
+        })
+        .collect()
 }
 
 impl EndpointSummary {
@@ -61,17 +94,21 @@ impl EndpointSummary {
         let h = &entry.latency;
         let n = entry.requests;
         let seconds = seconds.max(1e-9);
-        let percentiles_ms = PERCENTILES
-            .iter()
-            .map(|&p| {
-                let v = if n == 0 {
-                    0.0
-                } else {
-                    ms(h.value_at_quantile(p / 100.0))
-                };
-                (percentile_label(p), v)
-            })
-            .collect();
+        let per_request = |sum_us: u64| {
+            if n == 0 {
+                0.0
+            } else {
+                sum_us as f64 / n as f64 / 1000.0
+            }
+        };
+        let max = |h: &LatencyHistogram| if n == 0 { 0.0 } else { ms(h.max()) };
+        // Without a correction the uncorrected sum is the same as the
+        // corrected one; taking the corrected one keeps them equal even for
+        // a delta that never filled it in.
+        let (uncorrected_sum_us, uncorrected) = match &entry.uncorrected {
+            Some(u) => (entry.uncorrected_sum_us, u),
+            None => (entry.latency_sum_us, h),
+        };
         EndpointSummary {
             method: method.to_string(),
             name: entry.key.name.clone(),
@@ -80,13 +117,14 @@ impl EndpointSummary {
             rps: n as f64 / seconds,
             failures_per_s: entry.failures as f64 / seconds,
             min_ms: if n == 0 { 0.0 } else { ms(h.min()) },
-            avg_ms: if n == 0 {
-                0.0
-            } else {
-                entry.latency_sum_us as f64 / n as f64 / 1000.0
+            avg_ms: per_request(entry.latency_sum_us),
+            max_ms: max(h),
+            percentiles_ms: percentiles_ms(h),
+            uncorrected: UncorrectedSummary {
+                avg_ms: per_request(uncorrected_sum_us),
+                max_ms: max(uncorrected),
+                percentiles_ms: percentiles_ms(uncorrected),
             },
-            max_ms: if n == 0 { 0.0 } else { ms(h.max()) },
-            percentiles_ms,
             bytes: entry.bytes,
             avg_content_size: if n == 0 {
                 0.0
@@ -147,10 +185,27 @@ pub struct Parameters {
     pub scenario: String,
     /// Target host URL.
     pub host: String,
-    /// Users.
-    pub users: u64,
-    /// Spawn rate, users per second.
-    pub spawn_rate: f64,
+    /// `closed` (users that each wait for their previous request) or
+    /// `open` (iterations started at an arrival rate). Set together with
+    /// `open` by [`Parameters::set_open_model`].
+    pub model: LoadModel,
+    /// How load was applied over time (`load` in the JSON, with its own
+    /// fields beside it).
+    #[serde(flatten)]
+    pub load: LoadParameters,
+    /// The open model's settings; `None` (and absent from the JSON) in the
+    /// closed model.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenParameters>,
+    /// `--iterations N`: the run ends after N task iterations in total.
+    pub iterations: Option<u64>,
+    /// `--iterations-per-user N`: each user ends after N task iterations.
+    pub iterations_per_user: Option<u64>,
+    /// `--reset-stats`: the statistics were cleared once the ramp first
+    /// reached its target.
+    pub reset_stats: bool,
+    /// Stop conditions (`--stop-on`), as written.
+    pub stop_on: Vec<String>,
     /// Planned duration in seconds, if any.
     pub duration_s: Option<f64>,
     /// Shards (cores) used.
@@ -165,6 +220,123 @@ pub struct Parameters {
     pub seed: Option<u64>,
 }
 
+impl Parameters {
+    /// Marks the run as an open-model one with `open`'s settings: for a
+    /// `shape()` that returns rates, which only the run knows.
+    pub fn set_open_model(&mut self, open: &OpenSettings) {
+        self.model = LoadModel::Open;
+        self.open = Some(OpenParameters {
+            max_users: open.max_users,
+            max_wait_s: open.max_wait.as_secs_f64(),
+            arrivals: match open.arrivals {
+                Arrivals::Even => "even",
+                Arrivals::Poisson => "poisson",
+            }
+            .to_string(),
+        });
+    }
+}
+
+/// The load model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadModel {
+    /// A number of users, each starting its next task when the previous
+    /// one (and its wait) is done.
+    Closed,
+    /// Iterations started at an arrival rate, however slowly the target
+    /// answers.
+    Open,
+}
+
+/// How load was applied over time, as [`Load`] says; in the JSON, `load`
+/// names the variant and its fields sit beside it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "load", rename_all = "lowercase")]
+pub enum LoadParameters {
+    /// `-u`/`-r`: this many users, started at this rate.
+    Users {
+        /// Users.
+        users: u64,
+        /// Users started per second.
+        spawn_rate: f64,
+    },
+    /// `--stages`: user counts reached linearly, stage after stage.
+    Stages {
+        /// The stages, in order.
+        stages: Vec<UserStage>,
+    },
+    /// `--rate` / `--rate-stages`: the open model's arrival rate.
+    Rate {
+        /// Iterations per second at the start.
+        rate: f64,
+        /// Rates reached linearly, stage after stage (empty: a constant
+        /// rate).
+        rate_stages: Vec<RateStage>,
+    },
+    /// The scenario's `shape(elapsed)` function set the load.
+    Shape,
+}
+
+/// A `--stages` stage.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UserStage {
+    /// How long the ramp takes, in seconds.
+    pub duration_s: f64,
+    /// Users at its end.
+    pub users: u64,
+}
+
+/// A `--rate-stages` stage.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RateStage {
+    /// How long the ramp takes, in seconds.
+    pub duration_s: f64,
+    /// Iterations per second at its end.
+    pub rate: f64,
+}
+
+impl LoadParameters {
+    fn of(load: &Load, users: u64, spawn_rate: f64) -> LoadParameters {
+        match load {
+            Load::Users => LoadParameters::Users { users, spawn_rate },
+            Load::Stages(stages) => LoadParameters::Stages {
+                stages: stages
+                    .iter()
+                    .map(|s| UserStage {
+                        duration_s: s.duration.as_secs_f64(),
+                        users: s.target as u64,
+                    })
+                    .collect(),
+            },
+            Load::Rate { start, stages } => LoadParameters::Rate {
+                rate: *start,
+                rate_stages: stages
+                    .iter()
+                    .map(|s| RateStage {
+                        duration_s: s.duration.as_secs_f64(),
+                        rate: s.target,
+                    })
+                    .collect(),
+            },
+            Load::Shape => LoadParameters::Shape,
+        }
+    }
+}
+
+/// The open model's settings.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OpenParameters {
+    /// `--max-users`: the users the pool may grow to; `None`: the default
+    /// (ten seconds' worth of arrivals at the highest rate, at least 100).
+    pub max_users: Option<u64>,
+    /// `--max-wait`: how long an iteration may wait for a free user before
+    /// it is dropped, in seconds.
+    pub max_wait_s: f64,
+    /// `--arrivals`: `even` or `poisson`.
+    pub arrivals: String,
+}
+
 /// Load generator health.
 #[derive(Clone, Debug, Serialize)]
 pub struct HealthSummary {
@@ -175,6 +347,60 @@ pub struct HealthSummary {
     /// True when a shard stayed over 90% busy for several seconds: the
     /// generator, not the target, may have limited the load.
     pub generator_saturated: bool,
+    /// How late scheduled starts (open-model arrivals, paced users' next
+    /// tasks) began by the generator's own timers; `None` when nothing was
+    /// scheduled.
+    pub lateness_ms: Option<LatenessSummary>,
+    /// Scheduled starts measured.
+    pub scheduled: u64,
+}
+
+/// Generator lateness percentiles, in milliseconds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LatenessSummary {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    #[serde(rename = "p99.9")]
+    pub p99_9: f64,
+    /// The latest start.
+    pub max: f64,
+}
+
+impl LatenessSummary {
+    /// Percentiles of `lateness` (µs); `None` when it is empty.
+    pub fn of(lateness: &LatencyHistogram) -> Option<LatenessSummary> {
+        if lateness.is_empty() {
+            return None;
+        }
+        let q = |q: f64| ms(lateness.value_at_quantile(q));
+        Some(LatenessSummary {
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+            p99_9: q(0.999),
+            max: ms(lateness.max()),
+        })
+    }
+}
+
+/// Task iterations over the run.
+#[derive(Clone, Debug, Serialize)]
+pub struct IterationsSummary {
+    /// Iterations completed, whatever their outcome.
+    pub completed: u64,
+    /// Open-model iterations dropped: no user came free within
+    /// `--max-wait`.
+    pub dropped: u64,
+    /// When the first and the last report holding a drop were cut, in
+    /// milliseconds since the Unix epoch (the CSV's First and Last Seen);
+    /// not in the JSON.
+    #[serde(skip)]
+    pub dropped_seen_ms: Option<(u64, u64)>,
 }
 
 /// The summary of a whole run.
@@ -192,8 +418,16 @@ pub struct Summary {
     pub ended_at_ms: u64,
     /// Seconds from the first spawn to the end of the stop.
     pub duration_s: f64,
-    /// Why the run ended: `duration`, `interrupted`.
+    /// Why the run ended: `duration`, `interrupted`, `stop condition:
+    /// ...`...
     pub stop_reason: String,
+    /// Whether the run ended before its plan did, because a stop condition
+    /// held or the script called `stop_test()`. [`Summary::build`] leaves
+    /// it false; the run sets it.
+    pub stopped_early: bool,
+    /// Whether any latency was corrected for coordinated omission: then
+    /// the figures differ from their `uncorrected` ones.
+    pub corrected: bool,
     /// The percentiles reported, in order.
     pub percentiles: Vec<f64>,
     /// Per entry.
@@ -206,6 +440,8 @@ pub struct Summary {
     pub errors: Vec<ErrorSummary>,
     /// Script checks by name.
     pub checks: Vec<CheckSummary>,
+    /// Task iterations completed and dropped.
+    pub iterations: IterationsSummary,
     /// Load generator health.
     pub health: HealthSummary,
     /// Thresholds (the scenario's and `--threshold`) and their verdicts.
@@ -253,26 +489,37 @@ impl Summary {
             })
             .collect();
         let health = stats.health();
+        let mut parameters = Parameters {
+            scenario: plan.scenario.file().to_string(),
+            host: plan.host.url(),
+            model: LoadModel::Closed,
+            load: LoadParameters::of(&plan.load, plan.users, plan.spawn_rate),
+            open: None,
+            iterations: plan.iterations.filter(|i| !i.per_user).map(|i| i.count),
+            iterations_per_user: plan.iterations.filter(|i| i.per_user).map(|i| i.count),
+            reset_stats: plan.reset_stats,
+            stop_on: plan.stop_on.clone(),
+            duration_s: plan.duration.map(|d| d.as_secs_f64()),
+            cores: plan.cores,
+            pinned,
+            timeout_s: plan.timeout.as_secs_f64(),
+            stop_timeout_s: plan.stop_timeout.as_secs_f64(),
+            seed: plan.seed,
+        };
+        if matches!(plan.load, Load::Rate { .. }) {
+            parameters.set_open_model(&plan.open);
+        }
         let started = std::time::UNIX_EPOCH + std::time::Duration::from_millis(started_at_ms);
         Summary {
             blast_version: env!("CARGO_PKG_VERSION").to_string(),
-            parameters: Parameters {
-                scenario: plan.scenario.file().to_string(),
-                host: plan.host.url(),
-                users: plan.users,
-                spawn_rate: plan.spawn_rate,
-                duration_s: plan.duration.map(|d| d.as_secs_f64()),
-                cores: plan.cores,
-                pinned,
-                timeout_s: plan.timeout.as_secs_f64(),
-                stop_timeout_s: plan.stop_timeout.as_secs_f64(),
-                seed: plan.seed,
-            },
+            parameters,
             started_at: humantime::format_rfc3339_millis(started).to_string(),
             started_at_ms,
             ended_at_ms,
             duration_s: seconds,
             stop_reason: stop_reason.to_string(),
+            stopped_early: false,
+            corrected: stats.corrected(),
             percentiles: PERCENTILES.to_vec(),
             endpoints,
             total,
@@ -287,10 +534,17 @@ impl Summary {
                     failed: c.failed,
                 })
                 .collect(),
+            iterations: IterationsSummary {
+                completed: stats.iterations(),
+                dropped: stats.dropped(),
+                dropped_seen_ms: stats.dropped_seen_ms(),
+            },
             health: HealthSummary {
                 max_busy: health.max_busy,
                 busy_reports: health.busy_reports,
                 generator_saturated: health.saturated,
+                lateness_ms: LatenessSummary::of(stats.lateness()),
+                scheduled: stats.lateness().len(),
             },
             // Evaluated by the run once the summary is final.
             thresholds: Vec::new(),
@@ -301,5 +555,339 @@ impl Summary {
     /// The summary as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a summary always serializes")
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use blast_engine::http::Origin;
+    use blast_proto::{EntryKey, FailureDelta, FailureKind, Method, StatsDelta};
+    use blast_script::Scenario;
+    use serde_json::json;
+
+    use super::*;
+    use crate::plan::{Iterations, OutputOptions, Stage, ThresholdOptions};
+
+    /// A plan with `load` and otherwise default settings.
+    pub(crate) fn plan(load: Load) -> RunPlan {
+        RunPlan {
+            scenario: Scenario::from_source(
+                "s.rhai",
+                "user(\"U\", #{ tasks: [Fn(\"t\")] });\nfn t() { http::get(\"/\"); }\n",
+            )
+            .expect("the test scenario compiles"),
+            host: Origin::resolve("http://127.0.0.1:1").expect("a literal address"),
+            extra_hosts: Vec::new(),
+            users: 4,
+            spawn_rate: 2.0,
+            load,
+            open: OpenSettings::default(),
+            reset_stats: false,
+            iterations: None,
+            stop_on: Vec::new(),
+            duration: Some(Duration::from_secs(10)),
+            cores: 1,
+            timeout: Duration::from_secs(60),
+            stop_timeout: Duration::from_secs(10),
+            insecure: false,
+            seed: None,
+            json: None,
+            print_interval: Duration::from_secs(2),
+            only_summary: false,
+            outputs: OutputOptions::default(),
+            thresholds: ThresholdOptions::default(),
+        }
+    }
+
+    fn key(method: Method, name: &str) -> EntryKey {
+        EntryKey {
+            method,
+            name: name.to_string(),
+        }
+    }
+
+    /// An open-model run: `GET /slow` was corrected (its requests were due
+    /// up to 80 ms before they were sent), `POST /fast` was not; iterations
+    /// were dropped and starts were late.
+    pub(crate) fn open_run() -> RunStats {
+        let mut stats = RunStats::default();
+        for seq in 0..2u64 {
+            let mut slow = EntryDelta::new(key(Method::Get, "/slow"));
+            let mut fast = EntryDelta::new(key(Method::Post, "/fast"));
+            for i in 0..50u64 {
+                slow.record_corrected(10_000 + i * 1_600, 10_000 + i * 100, 20, i == 0);
+                fast.record(2_000 + i * 10, 5, false);
+            }
+            let mut delta = StatsDelta {
+                seq,
+                at_ms: 1_700_000_001_000 + seq * 1000,
+                entries: vec![slow, fast],
+                users: 30,
+                busy: 0.4,
+                iterations: 50,
+                dropped: 3 * seq,
+                ..Default::default()
+            };
+            delta.failures.push(FailureDelta {
+                key: key(Method::Get, "/slow"),
+                kind: FailureKind::Status(503),
+                message: String::new(),
+                count: 1,
+                first_seen_ms: delta.at_ms - 500,
+                last_seen_ms: delta.at_ms - 500,
+            });
+            for us in [200, 400, 900, 1_500] {
+                delta.lateness.record(us).unwrap();
+            }
+            stats.merge(&delta);
+        }
+        stats
+    }
+
+    /// The summary of [`open_run`], stopped early by a stop condition.
+    pub(crate) fn open_summary() -> Summary {
+        let mut plan = plan(Load::Rate {
+            start: 50.0,
+            stages: vec![Stage {
+                duration: Duration::from_secs(60),
+                target: 200.0,
+            }],
+        });
+        plan.open.max_wait = Duration::from_millis(500);
+        plan.iterations = Some(Iterations {
+            count: 1000,
+            per_user: false,
+        });
+        plan.stop_on = vec!["fail_ratio>0.5".into()];
+        let mut summary = Summary::build(
+            &plan,
+            &open_run(),
+            (1_700_000_000_000, 1_700_000_002_000, 2.0),
+            false,
+            "stop condition: fail_ratio>0.5",
+        );
+        summary.stopped_early = true;
+        summary
+    }
+
+    /// A closed-model run with nothing corrected, dropped or scheduled.
+    pub(crate) fn closed_summary() -> Summary {
+        let mut stats = RunStats::default();
+        let mut e = EntryDelta::new(key(Method::Get, "/"));
+        for i in 1..=100 {
+            e.record(i * 1000, 10, false);
+        }
+        stats.merge(&StatsDelta {
+            entries: vec![e],
+            users: 4,
+            iterations: 100,
+            ..Default::default()
+        });
+        Summary::build(
+            &plan(Load::Users),
+            &stats,
+            (1_700_000_000_000, 1_700_000_001_000, 1.0),
+            true,
+            "duration",
+        )
+    }
+
+    #[test]
+    fn uncorrected_figures_equal_the_corrected_ones_when_nothing_was_corrected() {
+        let s = closed_summary();
+        assert!(!s.corrected);
+        for e in s.endpoints.iter().chain([&s.total]) {
+            assert_eq!(e.uncorrected.avg_ms, e.avg_ms);
+            assert_eq!(e.uncorrected.max_ms, e.max_ms);
+            assert_eq!(e.uncorrected.percentiles_ms, e.percentiles_ms);
+        }
+        assert!((s.total.percentiles_ms["99"] - 99.0).abs() < 0.1);
+        // An entry without requests: zeros on both sides.
+        let empty = EndpointSummary::of(&EntryDelta::new(key(Method::Get, "/x")), "GET", 1.0);
+        assert_eq!(empty.uncorrected.avg_ms, 0.0);
+        assert_eq!(empty.uncorrected.percentiles_ms["50"], 0.0);
+    }
+
+    #[test]
+    fn corrected_latencies_keep_their_uncorrected_figures_beside_them() {
+        let s = open_summary();
+        assert!(s.corrected);
+        let slow = s.endpoints.iter().find(|e| e.name == "/slow").unwrap();
+        let fast = s.endpoints.iter().find(|e| e.name == "/fast").unwrap();
+        // Corrected: 10 ms + i * 1.6 ms; uncorrected: 10 ms + i * 0.1 ms.
+        assert!((slow.max_ms - 88.4).abs() < 0.1, "{}", slow.max_ms);
+        assert!((slow.uncorrected.max_ms - 14.9).abs() < 0.02);
+        assert!((slow.avg_ms - 49.2).abs() < 1e-9, "{}", slow.avg_ms);
+        assert!((slow.uncorrected.avg_ms - 12.45).abs() < 1e-9);
+        assert!(slow.percentiles_ms["99"] > slow.uncorrected.percentiles_ms["99"]);
+        // Not corrected: the same figures.
+        assert_eq!(fast.uncorrected.percentiles_ms, fast.percentiles_ms);
+        assert_eq!(fast.uncorrected.avg_ms, fast.avg_ms);
+        // The total holds both.
+        assert_eq!(s.total.max_ms, slow.max_ms);
+        assert_eq!(s.total.uncorrected.max_ms, slow.uncorrected.max_ms);
+        assert!(s.total.percentiles_ms["99"] > s.total.uncorrected.percentiles_ms["99"]);
+    }
+
+    #[test]
+    fn iterations_and_generator_lateness() {
+        let s = open_summary();
+        assert_eq!((s.iterations.completed, s.iterations.dropped), (100, 3));
+        assert_eq!(
+            s.iterations.dropped_seen_ms,
+            Some((1_700_000_002_000, 1_700_000_002_000))
+        );
+        let late = s.health.lateness_ms.clone().unwrap();
+        assert_eq!(s.health.scheduled, 8);
+        assert_eq!((late.p50, late.p90, late.max), (0.4, 1.5, 1.5));
+        assert!(late.p50 <= late.p90 && late.p90 <= late.p99 && late.p99 <= late.p99_9);
+
+        let closed = closed_summary();
+        assert_eq!(
+            (closed.iterations.completed, closed.iterations.dropped),
+            (100, 0)
+        );
+        assert!(closed.health.lateness_ms.is_none());
+        assert_eq!(closed.health.scheduled, 0);
+    }
+
+    #[test]
+    fn json_has_the_new_fields_where_the_schema_says() {
+        let v: serde_json::Value = serde_json::from_str(&open_summary().to_json()).unwrap();
+        assert_eq!(v["stopped_early"], true);
+        assert_eq!(v["stop_reason"], "stop condition: fail_ratio>0.5");
+        assert_eq!(v["corrected"], true);
+        assert_eq!(v["iterations"], json!({ "completed": 100, "dropped": 3 }));
+        let late = &v["health"]["lateness_ms"];
+        for k in ["p50", "p90", "p99", "p99.9", "max"] {
+            assert!(late[k].is_number(), "{k}: {late}");
+        }
+        assert_eq!(v["health"]["scheduled"], 8);
+        let uncorrected = &v["total"]["uncorrected"];
+        assert!(uncorrected["avg_ms"].is_number() && uncorrected["max_ms"].is_number());
+        assert_eq!(uncorrected["percentiles_ms"].as_object().unwrap().len(), 11);
+
+        let v: serde_json::Value = serde_json::from_str(&closed_summary().to_json()).unwrap();
+        assert_eq!(v["stopped_early"], false);
+        assert_eq!(v["corrected"], false);
+        assert_eq!(v["health"]["lateness_ms"], serde_json::Value::Null);
+        assert_eq!(
+            v["total"]["uncorrected"]["percentiles_ms"],
+            v["total"]["percentiles_ms"]
+        );
+    }
+
+    #[test]
+    fn parameters_describe_the_load_model() {
+        let params = |plan: &RunPlan| {
+            let s = Summary::build(plan, &RunStats::default(), (0, 0, 1.0), false, "duration");
+            let mut v = serde_json::to_value(&s.parameters).unwrap();
+            for common in [
+                "scenario",
+                "host",
+                "duration_s",
+                "cores",
+                "pinned",
+                "timeout_s",
+                "stop_timeout_s",
+                "seed",
+            ] {
+                v.as_object_mut().unwrap().remove(common).unwrap();
+            }
+            v
+        };
+        let common_closed = json!({
+            "model": "closed",
+            "iterations": null,
+            "iterations_per_user": null,
+            "reset_stats": false,
+            "stop_on": [],
+        });
+        let with = |extra: serde_json::Value| {
+            let mut v = common_closed.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            v
+        };
+
+        let mut users = plan(Load::Users);
+        users.reset_stats = true;
+        users.iterations = Some(Iterations {
+            count: 7,
+            per_user: true,
+        });
+        assert_eq!(
+            params(&users),
+            with(json!({
+                "load": "users", "users": 4, "spawn_rate": 2.0,
+                "reset_stats": true, "iterations_per_user": 7,
+            }))
+        );
+
+        let stages = plan(Load::Stages(vec![
+            Stage {
+                duration: Duration::from_secs(30),
+                target: 100.0,
+            },
+            Stage {
+                duration: Duration::from_millis(1500),
+                target: 0.0,
+            },
+        ]));
+        assert_eq!(
+            params(&stages),
+            with(json!({
+                "load": "stages",
+                "stages": [
+                    { "duration_s": 30.0, "users": 100 },
+                    { "duration_s": 1.5, "users": 0 },
+                ],
+            }))
+        );
+
+        let mut rate = plan(Load::Rate {
+            start: 10.0,
+            stages: vec![Stage {
+                duration: Duration::from_secs(60),
+                target: 100.0,
+            }],
+        });
+        rate.open = OpenSettings {
+            max_users: Some(50),
+            max_wait: Duration::from_millis(250),
+            arrivals: Arrivals::Poisson,
+        };
+        rate.iterations = Some(Iterations {
+            count: 500,
+            per_user: false,
+        });
+        rate.stop_on = vec!["fail_ratio>0.1".into()];
+        assert_eq!(
+            params(&rate),
+            with(json!({
+                "model": "open",
+                "load": "rate", "rate": 10.0,
+                "rate_stages": [{ "duration_s": 60.0, "rate": 100.0 }],
+                "max_users": 50, "max_wait_s": 0.25, "arrivals": "poisson",
+                "iterations": 500,
+                "stop_on": ["fail_ratio>0.1"],
+            }))
+        );
+        // The default pool size is null.
+        rate.open = OpenSettings::default();
+        assert_eq!(params(&rate)["max_users"], serde_json::Value::Null);
+        assert_eq!(params(&rate)["arrivals"], "even");
+
+        let shape = plan(Load::Shape);
+        assert_eq!(params(&shape), with(json!({ "load": "shape" })));
+        // A shape that returns rates is open: the run says so.
+        let mut s = Summary::build(&shape, &RunStats::default(), (0, 0, 1.0), false, "x");
+        s.parameters.set_open_model(&shape.open);
+        let v = serde_json::to_value(&s.parameters).unwrap();
+        assert_eq!((&v["model"], &v["load"]), (&json!("open"), &json!("shape")));
+        assert_eq!(v["max_wait_s"], 1.0);
     }
 }

@@ -4,7 +4,8 @@
 //! Thresholds are parsed once, before any load ([`Threshold::parse`],
 //! [`thresholds_from`] for the scenario's and the command line's lists
 //! together), evaluated over the run's cumulative statistics live (for
-//! `--abort-on-fail`) and at the end ([`evaluate`]).
+//! `--abort-on-fail`) and at the end ([`evaluate`]). Stop conditions
+//! ([`crate::stop_on`]) share the grammar's parser and the measures.
 
 use std::fmt;
 use std::ops::Range;
@@ -109,7 +110,8 @@ impl Op {
         }
     }
 
-    fn holds(self, measured: f64, limit: f64) -> bool {
+    /// Whether `measured` compares to `limit` as the operator says.
+    pub(crate) fn holds(self, measured: f64, limit: f64) -> bool {
         match self {
             Op::Lt => measured < limit,
             Op::Le => measured <= limit,
@@ -171,53 +173,95 @@ impl std::error::Error for ThresholdError {}
 const METRICS_HELP: &str =
     "use p<N> (p95, p99.9), avg, min, max, med, fail_ratio, rps, fail_rps or checks";
 
-impl Threshold {
-    /// Parses `[METHOD NAME ": "] METRIC OP VALUE`.
-    pub fn parse(expr: &str) -> Result<Threshold, ThresholdError> {
-        let fail = |at: Range<usize>, message: String| ThresholdError {
-            origin: "threshold".into(),
-            expr: expr.to_string(),
-            at,
-            message,
-        };
-        if expr.trim().is_empty() {
-            return Err(fail(0..expr.len(), "it is empty".into()));
-        }
-        // The endpoint ends at the last ": " (names may hold ": " too).
-        let (endpoint, rest_at) = match expr.rfind(": ") {
-            Some(i) => (
-                Some(parse_endpoint(expr, 0..i).map_err(|(at, m)| fail(at, m))?),
-                i + 2,
-            ),
-            None => (None, 0),
-        };
-        let rest = &expr[rest_at..];
-        let Some(op_at) = rest.find(['<', '>', '=', '!']) else {
+/// A metric the `[ENDPOINT ": "] METRIC OP VALUE` grammar can name: a
+/// threshold's [`Metric`], or a stop condition's, which adds `dropped`.
+pub(crate) trait ComparedMetric: Copy {
+    /// Parses the metric's name (`p95`, `fail_ratio`...); the error says
+    /// what is wrong.
+    fn parse_name(text: &str) -> Result<Self, String>;
+    /// Parses a limit for the metric; on error, the bad part of `text` (or
+    /// all of it) and why.
+    fn parse_limit(self, text: &str) -> Result<f64, (Option<Range<usize>>, String)>;
+    /// Why the metric cannot be asked of one endpoint, if it cannot.
+    fn whole_run_only(self) -> Option<&'static str>;
+}
+
+impl ComparedMetric for Metric {
+    fn parse_name(text: &str) -> Result<Metric, String> {
+        parse_metric(text, METRICS_HELP)
+    }
+
+    fn parse_limit(self, text: &str) -> Result<f64, (Option<Range<usize>>, String)> {
+        parse_value(self, text)
+    }
+
+    fn whole_run_only(self) -> Option<&'static str> {
+        (self == Metric::Checks)
+            .then_some("checks are counted by check name, not by endpoint: leave the endpoint out")
+    }
+}
+
+/// A parsed `[ENDPOINT ": "] METRIC OP VALUE`.
+pub(crate) struct Comparison<M> {
+    /// The entry it applies to; the aggregated total when `None`.
+    pub(crate) endpoint: Option<EntryKey>,
+    /// What it measures.
+    pub(crate) metric: M,
+    /// The comparison.
+    pub(crate) op: Op,
+    /// The limit, as [`ComparedMetric::parse_limit`] gave it.
+    pub(crate) limit: f64,
+}
+
+/// Parses `[METHOD NAME ": "] METRIC OP VALUE`; errors name `origin`.
+pub(crate) fn parse_comparison<M: ComparedMetric>(
+    expr: &str,
+    origin: &str,
+) -> Result<Comparison<M>, ThresholdError> {
+    let fail = |at: Range<usize>, message: String| ThresholdError {
+        origin: origin.into(),
+        expr: expr.to_string(),
+        at,
+        message,
+    };
+    if expr.trim().is_empty() {
+        return Err(fail(0..expr.len(), "it is empty".into()));
+    }
+    // The endpoint ends at the last ": " (names may hold ": " too).
+    let (endpoint, rest_at) = match expr.rfind(": ") {
+        Some(i) => (
+            Some(parse_endpoint(expr, 0..i).map_err(|(at, m)| fail(at, m))?),
+            i + 2,
+        ),
+        None => (None, 0),
+    };
+    let rest = &expr[rest_at..];
+    let Some(op_at) = rest.find(['<', '>', '=', '!']) else {
+        return Err(fail(
+            span_of(expr, rest_at..expr.len()),
+            "no comparison: write METRIC OP VALUE, e.g. p95<300ms, with OP one of <, <=, >, >="
+                .into(),
+        ));
+    };
+    let op_at = rest_at + op_at;
+    let op_len = expr[op_at..]
+        .chars()
+        .take_while(|c| matches!(c, '<' | '>' | '=' | '!'))
+        .count();
+    let op = match &expr[op_at..op_at + op_len] {
+        "<" => Op::Lt,
+        "<=" => Op::Le,
+        ">" => Op::Gt,
+        ">=" => Op::Ge,
+        other => {
             return Err(fail(
-                span_of(expr, rest_at..expr.len()),
-                "no comparison: write METRIC OP VALUE, e.g. p95<300ms, with OP one of <, <=, >, >="
-                    .into(),
+                op_at..op_at + op_len,
+                format!("unknown operator {other:?}: use <, <=, > or >="),
             ));
-        };
-        let op_at = rest_at + op_at;
-        let op_len = expr[op_at..]
-            .chars()
-            .take_while(|c| matches!(c, '<' | '>' | '=' | '!'))
-            .count();
-        let op = match &expr[op_at..op_at + op_len] {
-            "<" => Op::Lt,
-            "<=" => Op::Le,
-            ">" => Op::Gt,
-            ">=" => Op::Ge,
-            other => {
-                return Err(fail(
-                    op_at..op_at + op_len,
-                    format!("unknown operator {other:?}: use <, <=, > or >="),
-                ));
-            }
-        };
-        let metric_at = span_of(expr, rest_at..op_at);
-        let metric = parse_metric(&expr[metric_at.clone()]).map_err(|m| {
+        }
+    };
+    let metric_at = span_of(expr, rest_at..op_at);
+    let metric = M::parse_name(&expr[metric_at.clone()]).map_err(|m| {
             let hint = if expr[metric_at.clone()].contains(':') {
                 " (separate an endpoint from the metric with \": \", e.g. \"GET /items/:id: p99<500ms\")"
             } else {
@@ -230,16 +274,15 @@ impl Threshold {
             };
             fail(at, format!("{m}{hint}"))
         })?;
-        if metric == Metric::Checks
-            && let Some(range) = endpoint.as_ref().map(|_| span_of(expr, 0..rest_at - 2))
-        {
-            return Err(fail(
-                range,
-                "checks are counted by check name, not by endpoint: leave the endpoint out".into(),
-            ));
-        }
-        let value_at = span_of(expr, op_at + op_len..expr.len());
-        let limit = parse_value(metric, &expr[value_at.clone()]).map_err(|(sub, m)| {
+    if let Some(why) = metric.whole_run_only()
+        && endpoint.is_some()
+    {
+        return Err(fail(span_of(expr, 0..rest_at - 2), why.into()));
+    }
+    let value_at = span_of(expr, op_at + op_len..expr.len());
+    let limit = metric
+        .parse_limit(&expr[value_at.clone()])
+        .map_err(|(sub, m)| {
             let at = if value_at.is_empty() {
                 op_at..op_at + op_len
             } else {
@@ -250,12 +293,24 @@ impl Threshold {
             };
             fail(at, m)
         })?;
+    Ok(Comparison {
+        endpoint,
+        metric,
+        op,
+        limit,
+    })
+}
+
+impl Threshold {
+    /// Parses `[METHOD NAME ": "] METRIC OP VALUE`.
+    pub fn parse(expr: &str) -> Result<Threshold, ThresholdError> {
+        let c = parse_comparison::<Metric>(expr, "threshold")?;
         Ok(Threshold {
             expr: expr.trim().to_string(),
-            endpoint,
-            metric,
-            op,
-            limit,
+            endpoint: c.endpoint,
+            metric: c.metric,
+            op: c.op,
+            limit: c.limit,
         })
     }
 
@@ -273,7 +328,7 @@ impl Threshold {
 }
 
 /// `range` of `s` without surrounding whitespace.
-fn span_of(s: &str, range: Range<usize>) -> Range<usize> {
+pub(crate) fn span_of(s: &str, range: Range<usize>) -> Range<usize> {
     let part = &s[range.clone()];
     let start = range.start + (part.len() - part.trim_start().len());
     let end = range.end - (part.len() - part.trim_end().len());
@@ -312,9 +367,11 @@ fn parse_endpoint(expr: &str, range: Range<usize>) -> Result<EntryKey, (Range<us
     })
 }
 
-fn parse_metric(text: &str) -> Result<Metric, String> {
+/// Parses a threshold metric's name; `help` lists the names the caller
+/// accepts, for its errors.
+pub(crate) fn parse_metric(text: &str, help: &str) -> Result<Metric, String> {
     let metric = match text.to_ascii_lowercase().as_str() {
-        "" => return Err(format!("no metric before the comparison: {METRICS_HELP}")),
+        "" => return Err(format!("no metric before the comparison: {help}")),
         "avg" => Metric::Avg,
         "min" => Metric::Min,
         "max" => Metric::Max,
@@ -327,7 +384,7 @@ fn parse_metric(text: &str) -> Result<Metric, String> {
             let p = lower
                 .strip_prefix('p')
                 .and_then(|n| n.parse::<f64>().ok().filter(|_| !n.starts_with(['+', '-'])))
-                .ok_or_else(|| format!("unknown metric {text:?}: {METRICS_HELP}"))?;
+                .ok_or_else(|| format!("unknown metric {text:?}: {help}"))?;
             if !(p > 0.0 && p <= 100.0) {
                 return Err(format!(
                     "percentile {text:?} is out of range: it must be above 0 and at most 100"
@@ -471,7 +528,8 @@ impl ThresholdResult {
     }
 }
 
-fn format_value(v: f64, unit: &str) -> String {
+/// `v` in `unit` as reports write it: `12.3 ms`, `4.00/s`, `0.0500`.
+pub(crate) fn format_value(v: f64, unit: &str) -> String {
     match unit {
         "ms" => format!("{} ms", format_ms(v)),
         "/s" => format!("{v:.2}/s"),
@@ -504,6 +562,11 @@ pub fn checks_ratio(stats: &RunStats) -> f64 {
         .checks()
         .iter()
         .fold((0u64, 0u64), |(p, f), c| (p + c.passed, f + c.failed));
+    passed_ratio(passed, failed)
+}
+
+/// `passed` over all, from 0 to 1; 1 when there were none.
+pub(crate) fn passed_ratio(passed: u64, failed: u64) -> f64 {
     if passed + failed == 0 {
         1.0
     } else {
@@ -513,7 +576,12 @@ pub fn checks_ratio(stats: &RunStats) -> f64 {
 
 /// Measures `metric` of `entry` over `seconds`; `None` when there is
 /// nothing to measure.
-fn measure(metric: Metric, entry: Option<&EntryDelta>, seconds: f64, checks: f64) -> Option<f64> {
+pub(crate) fn measure(
+    metric: Metric,
+    entry: Option<&EntryDelta>,
+    seconds: f64,
+    checks: f64,
+) -> Option<f64> {
     if metric == Metric::Checks {
         return Some(checks);
     }

@@ -24,5 +24,6 @@ mod user;
 pub use node::{IterationLimit, LocalNode, NodeConfig, NodeError, NodeEvent, OpenModel};
 pub use runtime::allowed_cpus;
 pub use user::{
-    Outcome, Resume, ScenarioBuilder, ScriptError, ShardScenario, Step, TestHook, VirtualUser, Wait, Work,
+    Outcome, Resume, ScenarioBuilder, ScriptError, ShardScenario, Step, TestHook, VirtualUser,
+    Wait, Work,
 };

@@ -90,7 +90,7 @@ pub enum NodeError {
 pub enum NodeEvent {
     /// The merged delta of all shards for one interval. The last one has
     /// `last` set: after it, nothing more comes.
-    Delta(StatsDelta),
+    Delta(Box<StatsDelta>),
     /// Something the user should know (a shard lost, a sequence gap).
     Warning(String),
     /// A script asked for the run to stop (`stop_test(reason)`).
@@ -409,7 +409,7 @@ impl Aggregator {
             delta.users = users.iter().sum();
             delta.busy = busy.iter().copied().fold(0.0, f64::max);
             delta.last = last;
-            self.events.send(NodeEvent::Delta(delta)).is_ok()
+            self.events.send(NodeEvent::Delta(Box::new(delta))).is_ok()
         };
         loop {
             let deadline = buckets.values().next().map_or_else(
@@ -435,10 +435,12 @@ impl Aggregator {
                         users[shard] = delta.users;
                         busy[shard] = delta.busy;
                     }
-                    let bucket = buckets.entry(delta.seq.max(next_out)).or_insert_with(|| Bucket {
-                        delta: StatsDelta::default(),
-                        since: Instant::now(),
-                    });
+                    let bucket = buckets
+                        .entry(delta.seq.max(next_out))
+                        .or_insert_with(|| Bucket {
+                            delta: StatsDelta::default(),
+                            since: Instant::now(),
+                        });
                     bucket.delta.merge(&delta);
                     bucket.delta.at_ms = bucket.delta.at_ms.max(delta.at_ms);
                     if finished.iter().all(|&f| f) {
@@ -543,7 +545,7 @@ mod tests {
         for _ in 0..requests {
             entry.record(100, 0, false);
         }
-        ShardReport::Delta(StatsDelta {
+        ShardReport::Delta(Box::new(StatsDelta {
             source: shard,
             seq,
             at_ms: 1000 * (seq + 1),
@@ -551,7 +553,7 @@ mod tests {
             users: 1,
             last,
             ..StatsDelta::default()
-        })
+        }))
     }
 
     /// Feeds `reports` to an aggregator of `shards` shards and returns the

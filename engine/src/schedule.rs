@@ -142,9 +142,10 @@ mod tests {
     #[test]
     fn ramping_down_to_zero_ends_arrivals() {
         let t0 = Instant::now();
-        let s = Schedule::idle(t0)
-            .then(100.0, Duration::ZERO, t0)
-            .then(0.0, secs(2.0), t0 + secs(1.0));
+        let s =
+            Schedule::idle(t0)
+                .then(100.0, Duration::ZERO, t0)
+                .then(0.0, secs(2.0), t0 + secs(1.0));
         // 100 in the first second, 100 over the 2 s ramp down, then none.
         assert!((s.count_at(t0 + secs(10.0)) - 200.0).abs() < 1e-6);
         let t = s.time_of(150.0).unwrap();

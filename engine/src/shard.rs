@@ -58,7 +58,7 @@ pub(crate) enum ShardReport {
     /// The scenario was built (or not) and the shard takes commands.
     Ready(Result<(), String>),
     /// A stats delta.
-    Delta(StatsDelta),
+    Delta(Box<StatsDelta>),
     /// Every user of the shard has stopped.
     UsersStopped,
     /// A run-wide hook ended: what it returned (JSON), or why it failed.
@@ -239,12 +239,10 @@ pub(crate) async fn run_shard(
                 at,
             } => {
                 // A new ramp replaces one still in progress.
-                if ramps.remove(&group).is_some() {
-                    shard.ramping.set(shard.ramping.get() - 1);
-                }
+                drop(ramps.remove(&group));
                 if !users_stopped {
-                    shard.ramping.set(shard.ramping.get() + 1);
-                    let task = run_ramp(shard.clone(), group, from, to, rate, at);
+                    let counted = Ramping::new(&shard);
+                    let task = run_ramp(shard.clone(), group, from, to, rate, at, counted);
                     ramps.insert(group, runtime::spawn(task));
                 }
             }
@@ -277,7 +275,7 @@ pub(crate) async fn run_shard(
     }
     drop(reporter);
     let last = shard.stats.borrow_mut().cut(0, 0.0, true);
-    let _ = reports.send(ShardReport::Delta(last));
+    let _ = reports.send(ShardReport::Delta(Box::new(last)));
 }
 
 /// Runs a run-wide hook on this shard, its requests counted like any
@@ -288,7 +286,16 @@ async fn run_hook(shard: &Rc<Shard>, hook: TestHook) -> Result<Option<String>, S
     };
     let mut client = HttpClient::default();
     let never = Signal::new();
-    match drive(shard, &mut *user, Work::OnStart, &mut client, &never, Duration::ZERO).await {
+    match drive(
+        shard,
+        &mut *user,
+        Work::OnStart,
+        &mut client,
+        &never,
+        Duration::ZERO,
+    )
+    .await
+    {
         Outcome::Completed | Outcome::StopUser => Ok(user.result()),
         Outcome::Failed(e) => Err(format!("{} ({})", e.message, e.location)),
         Outcome::Aborted => Err("stopped before it finished".into()),
@@ -355,7 +362,7 @@ async fn report_loop(shard: Rc<Shard>, reports: flume::Sender<ShardReport>) {
         };
         (wall, cpu) = (now_wall, now_cpu);
         let delta = shard.stats.borrow_mut().cut(shard.alive.get(), busy, false);
-        if reports.send(ShardReport::Delta(delta)).is_err() {
+        if reports.send(ShardReport::Delta(Box::new(delta))).is_err() {
             return;
         }
     }
@@ -363,10 +370,35 @@ async fn report_loop(shard: Rc<Shard>, reports: flume::Sender<ShardReport>) {
 
 /// Spawns or stops this shard's users of `group` between run-wide counts
 /// `from` and `to`, each at the time its run-wide index is due.
-async fn run_ramp(shard: Rc<Shard>, group: Group, from: u64, to: u64, rate: f64, at: Instant) {
+async fn run_ramp(
+    shard: Rc<Shard>,
+    group: Group,
+    from: u64,
+    to: u64,
+    rate: f64,
+    at: Instant,
+    counted: Ramping,
+) {
     ramp(&shard, group, from, to, rate, at).await;
-    shard.ramping.set(shard.ramping.get() - 1);
+    drop(counted);
     check_users_done(&shard);
+}
+
+/// Counts a ramp in progress for as long as it lives: until it ends, or
+/// is dropped (replaced by a new one) even before it started.
+struct Ramping(Rc<Shard>);
+
+impl Ramping {
+    fn new(shard: &Rc<Shard>) -> Ramping {
+        shard.ramping.set(shard.ramping.get() + 1);
+        Ramping(shard.clone())
+    }
+}
+
+impl Drop for Ramping {
+    fn drop(&mut self) {
+        self.0.ramping.set(self.0.ramping.get() - 1);
+    }
 }
 
 async fn ramp(shard: &Rc<Shard>, group: Group, from: u64, to: u64, rate: f64, at: Instant) {
@@ -445,10 +477,10 @@ async fn run_user(shard: Rc<Shard>, mut user: Box<dyn VirtualUser>, retire: Sign
     // When the next task is due, for a user that keeps a schedule.
     let mut due: Option<Instant> = None;
     while !retire.fired() && matches!(outcome, Outcome::Completed | Outcome::Failed(_)) {
-        if let Some(budget) = &budget {
-            if (budget.per_user && done >= budget.count) || !budget.take() {
-                break;
-            }
+        if let Some(budget) = &budget
+            && ((budget.per_user && done >= budget.count) || !budget.take())
+        {
+            break;
         }
         let started = Instant::now();
         let late = due.map_or(Duration::ZERO, |d| started.saturating_duration_since(d));

@@ -32,6 +32,34 @@ type Yield = Yielder<Resume, Step>;
 thread_local! {
     /// The yielder of the coroutine running on this thread, or null.
     static CURRENT: Cell<*const Yield> = const { Cell::new(ptr::null()) };
+    /// Where a script runs when no coroutine is running: named by the errors
+    /// of functions that need one.
+    static OUTSIDE: Cell<&'static str> = const { Cell::new("at a script's top level") };
+}
+
+/// Runs `f` outside any coroutine, even when called from inside one: script
+/// functions that need the engine (a request, a sleep) fail there instead
+/// of suspending, and their errors say the script is `place` ("in
+/// shape()"). A load shape runs this way, on the controller's thread.
+pub(crate) fn outside<T>(place: &'static str, f: impl FnOnce() -> T) -> T {
+    struct Restore(*const Yield, &'static str);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(self.0));
+            OUTSIDE.with(|o| o.set(self.1));
+        }
+    }
+    let _restore = Restore(
+        CURRENT.with(|c| c.replace(ptr::null())),
+        OUTSIDE.with(|o| o.replace(place)),
+    );
+    f()
+}
+
+/// Where a script runs when [`suspend`] returns `None`: "at a script's top
+/// level", or what [`outside`] was given.
+pub(crate) fn outside_place() -> &'static str {
+    OUTSIDE.with(Cell::get)
 }
 
 /// Suspends the running coroutine with `step` and returns what it is resumed

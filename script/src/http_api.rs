@@ -283,7 +283,10 @@ fn send(
         }
         Some(_) => Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos))),
         None => Err(err(
-            "http requests can only be made inside a task or hook, not at a script's top level",
+            format!(
+                "http requests can only be made inside a task or hook, not {}",
+                bridge::outside_place()
+            ),
             pos,
         )),
     }

@@ -408,7 +408,10 @@ fn in_user(step: Step, what: &str, pos: Position) -> Result<(), Box<EvalAltResul
         Some(Resume::Stopping) => Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos))),
         Some(_) => Ok(()),
         None => Err(err(
-            format!("{what} can only be used inside a task or hook, not at a script's top level"),
+            format!(
+                "{what} can only be used inside a task or hook, not {}",
+                bridge::outside_place()
+            ),
             pos,
         )),
     }
@@ -568,12 +571,22 @@ fn register_waits(engine: &mut Engine) {
 }
 
 fn register_utilities(engine: &mut Engine, context: &EngineContext) {
-    engine.register_fn("sleep", |ctx: NativeCallContext, seconds: Dynamic| {
+    fn sleep(ctx: NativeCallContext, seconds: Dynamic) -> Result<(), Box<EvalAltResult>> {
         let pos = ctx.call_position();
         let s = non_negative(&seconds, "sleep's seconds", pos)?;
         with_ctx(|c| c.pending_open = false);
         in_user(Step::Sleep(Duration::from_secs_f64(s)), "sleep()", pos)
+    }
+    // Rhai's own sleep(INT) and sleep(FLOAT) block the thread, so the whole
+    // shard, and match those arguments before a `Dynamic` one: override
+    // them by their exact types.
+    engine.register_fn("sleep", |ctx: NativeCallContext, s: rhai::INT| {
+        sleep(ctx, Dynamic::from_int(s))
     });
+    engine.register_fn("sleep", |ctx: NativeCallContext, s: rhai::FLOAT| {
+        sleep(ctx, Dynamic::from_float(s))
+    });
+    engine.register_fn("sleep", sleep);
     engine.register_fn("rand_int", |ctx: NativeCallContext, low: i64, high: i64| {
         if low > high {
             return Err(err(

@@ -5,7 +5,9 @@
 //! [`Scenario`] compiles and validates a file on the main thread and gives
 //! the engine a builder that compiles it again on each shard; there, each
 //! user's work runs on a pooled stackful coroutine (the bridge), so scripts
-//! read as plain blocking code while the shard never blocks.
+//! read as plain blocking code while the shard never blocks. A scenario may
+//! also define a load shape, `shape(elapsed)`, which [`Shape`] runs on the
+//! controller's thread.
 //!
 //! This crate depends on the engine; the engine knows nothing of it.
 
@@ -17,8 +19,10 @@ mod discard;
 mod http_api;
 mod language;
 mod scenario;
+mod shape;
 mod user;
 
 pub use http_api::HttpResponse;
 pub use language::{GroupDef, TaskDef, TaskKind, UserType, WaitTime};
 pub use scenario::{Scenario, ScenarioError, TagFilter};
+pub use shape::{Shape, ShapeTick};

@@ -15,6 +15,7 @@ use rhai::{AST, ASTNode, Engine, EvalAltResult, Expr, ParseError, Position, Scop
 use crate::data::Feeds;
 use crate::http_api::HttpContext;
 use crate::language::{Declared, EngineContext, TaskDef, TaskKind, UserType, new_engine};
+use crate::shape::{SHAPE_FUNCTION, Shape};
 use crate::user::ShardScript;
 
 /// A scenario that cannot be used, with where and why.
@@ -109,6 +110,8 @@ pub(crate) struct Compiled {
     pub(crate) engine: Engine,
     pub(crate) ast: AST,
     pub(crate) users: Vec<UserType>,
+    /// User types the tag filter left without tasks, so dropped.
+    pub(crate) dropped_users: Vec<String>,
     pub(crate) thresholds: Vec<String>,
     /// What `on_test_start` returned, for `test_data()`.
     pub(crate) test_data: Rc<RefCell<rhai::Dynamic>>,
@@ -203,7 +206,10 @@ const HTTP_FUNCTIONS: &[&str] = &[
 ];
 
 /// The closest of `known` to `name`, when close enough to be a typo.
-fn did_you_mean<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(
+    name: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     known
         .map(|k| (edit_distance(name, k), k))
         .filter(|&(d, k)| d <= 2.max(k.len() / 4) && d < name.len())
@@ -332,6 +338,16 @@ fn check_functions(file: &str, ast: &AST, user: &UserType) -> Result<(), Scenari
         names.push(("on_stop function", f.clone()));
     }
     for (what, name) in names {
+        if name == SHAPE_FUNCTION {
+            return Err(script_error(
+                file,
+                format!(
+                    "{SHAPE_FUNCTION}() is the run's load shape, called by the controller every second; it cannot be the {what} of user type {:?}",
+                    user.name
+                ),
+                user.position,
+            ));
+        }
         let found = ast.iter_functions().find(|f| f.name == name);
         match found {
             Some(f) if f.params.is_empty() => {}
@@ -369,6 +385,25 @@ fn check_functions(file: &str, ast: &AST, user: &UserType) -> Result<(), Scenari
     Ok(())
 }
 
+/// `shape`, when defined, takes exactly one parameter (Rhai would accept
+/// any number and fail only when the controller first calls it).
+fn check_shape(file: &str, ast: &AST) -> Result<(), ScenarioError> {
+    match ast
+        .iter_fn_def()
+        .find(|f| f.name == SHAPE_FUNCTION && f.params.len() != 1)
+    {
+        Some(f) => Err(script_error(
+            file,
+            format!(
+                "{SHAPE_FUNCTION}() takes {} parameter(s); it must take one, the seconds since the run started: fn {SHAPE_FUNCTION}(elapsed) {{ ... }}",
+                f.params.len()
+            ),
+            f.body.start_position(),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Compiles `source`, runs its top level and validates what it declared.
 pub(crate) fn compile(
     file: &str,
@@ -390,6 +425,7 @@ pub(crate) fn compile(
     let mut ast = engine.compile(source).map_err(|e| parse_error(file, e))?;
     ast.set_source(file);
     check_calls(file, &engine, &ast)?;
+    check_shape(file, &ast)?;
     check_data_files(file, &ast, &feeds)?;
     *http.discarded.borrow_mut() = crate::discard::discarded_calls(&ast, source);
     let mut top = Scope::new();
@@ -420,10 +456,17 @@ pub(crate) fn compile(
     for user in &users {
         check_functions(file, &ast, user)?;
     }
+    let mut dropped_users = Vec::new();
     if !context.tags.is_empty() {
         for user in &mut users {
             user.tasks = context.tags.apply(&user.tasks, false);
         }
+        dropped_users.extend(
+            users
+                .iter()
+                .filter(|u| u.tasks.is_empty())
+                .map(|u| u.name.clone()),
+        );
         users.retain(|u| !u.tasks.is_empty());
         if users.is_empty() {
             return Err(script_error(
@@ -449,6 +492,7 @@ pub(crate) fn compile(
         engine,
         ast,
         users,
+        dropped_users,
         thresholds,
         test_data: engine_context.test_data,
     })
@@ -465,6 +509,7 @@ pub struct Scenario {
     tags: TagFilter,
     has_test_start: bool,
     has_test_stop: bool,
+    has_shape: bool,
 }
 
 impl Scenario {
@@ -512,6 +557,7 @@ impl Scenario {
             dir,
             has_test_start: !compiled.function_position("on_test_start").is_none(),
             has_test_stop: !compiled.function_position("on_test_stop").is_none(),
+            has_shape: compiled.ast.iter_fn_def().any(|f| f.name == SHAPE_FUNCTION),
             users: compiled.users,
             thresholds: compiled.thresholds,
             tags,
@@ -536,6 +582,32 @@ impl Scenario {
     /// Whether the scenario defines `on_test_start()` / `on_test_stop()`.
     pub fn test_hooks(&self) -> (bool, bool) {
         (self.has_test_start, self.has_test_stop)
+    }
+
+    /// Whether the scenario defines `shape(elapsed)`, a load shape that
+    /// sets the load every second instead of `-u`/`-r`.
+    pub fn has_shape(&self) -> bool {
+        self.has_shape
+    }
+
+    /// The scenario's load shape, compiled on this thread (Locust's
+    /// `LoadTestShape`), or `None` when it defines no `shape` function.
+    pub fn shape(&self) -> Result<Option<Shape>, ScenarioError> {
+        if !self.has_shape {
+            return Ok(None);
+        }
+        let compiled = compile(
+            &self.file,
+            &self.source,
+            CompileContext {
+                origins: Vec::new(),
+                dir: self.dir.clone(),
+                shard: 0,
+                shards: 1,
+                tags: self.tags.clone(),
+            },
+        )?;
+        Ok(Some(Shape::new(&self.file, compiled)))
     }
 
     /// Host URLs user types set with `host`, beyond the run's own, in order

@@ -19,7 +19,8 @@ use crate::scenario::{Compiled, innermost, location};
 /// the thread while the user's work runs, out when it suspends or ends.
 pub(crate) struct UserCtx {
     /// The user's random generator, seeded from the run's seed and the
-    /// user's index, so `--seed` repeats every choice.
+    /// user's index (and type, for users made by type), so `--seed`
+    /// repeats every choice.
     pub(crate) rng: fastrand::Rng,
     /// `[Type#index] `, the prefix of the user's log lines.
     pub(crate) label: String,
@@ -38,7 +39,7 @@ pub(crate) struct UserCtx {
 }
 
 impl UserCtx {
-    fn new(rng: fastrand::Rng, label: String, origin: u16) -> UserCtx {
+    pub(crate) fn new(rng: fastrand::Rng, label: String, origin: u16) -> UserCtx {
         UserCtx {
             rng,
             label,
@@ -187,9 +188,44 @@ impl ShardScript {
     fn rng_for(&self, index: u64) -> fastrand::Rng {
         // Each user's choices depend only on the run's seed and its index,
         // not on which shard runs it.
-        fastrand::Rng::with_seed(self.shared.seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        fastrand::Rng::with_seed(self.shared.seed ^ index.wrapping_mul(GOLDEN))
+    }
+
+    /// The generator of the user with `index` among users of `user_type`.
+    ///
+    /// It is [`ShardScript::rng_for`]'s of a run-wide index that
+    /// `new_user` never reaches (top bit set, then the type, then the index
+    /// within it), and multiplying by an odd constant is one-to-one, so no
+    /// user made by type shares a seed with one made by index, nor with
+    /// another made by type (below 2^40 users per type and 2^22 types).
+    fn rng_for_type(&self, user_type: usize, index: u64) -> fastrand::Rng {
+        let key = (1 << 63) | ((user_type as u64) << 40) | (index & ((1 << 40) - 1));
+        fastrand::Rng::with_seed(self.shared.seed ^ key.wrapping_mul(GOLDEN))
+    }
+
+    fn make_user(&self, kind: usize, rng: fastrand::Rng, label: String) -> ScriptUser {
+        ScriptUser::new(
+            self.shared.clone(),
+            Role::User(kind),
+            UserCtx::new(rng, label, self.shared.origins[kind]),
+        )
+    }
+
+    /// The user with `index` among users of `user_type`, whatever the
+    /// type's weight or `fixed_count`: a load that sets each type's count
+    /// (a shape's per-type map) decides how many there are.
+    fn user_of_type(&self, user_type: usize, index: u64) -> Option<ScriptUser> {
+        let name = &self.shared.compiled.users.get(user_type)?.name;
+        Some(self.make_user(
+            user_type,
+            self.rng_for_type(user_type, index),
+            format!("[{name}#{index}] "),
+        ))
     }
 }
+
+/// 2^64 divided by the golden ratio, odd: spreads user indices over seeds.
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
 impl ShardScenario for ShardScript {
     fn new_user(&self, index: u64) -> Box<dyn VirtualUser> {
@@ -199,15 +235,12 @@ impl ShardScenario for ShardScript {
             return Box::new(IdleUser);
         };
         let name = &self.shared.compiled.users[kind].name;
-        Box::new(ScriptUser::new(
-            self.shared.clone(),
-            Role::User(kind),
-            UserCtx::new(
-                self.rng_for(index),
-                format!("[{name}#{index}] "),
-                self.shared.origins[kind],
-            ),
-        ))
+        Box::new(self.make_user(kind, self.rng_for(index), format!("[{name}#{index}] ")))
+    }
+
+    fn new_user_of_type(&self, user_type: usize, index: u64) -> Option<Box<dyn VirtualUser>> {
+        self.user_of_type(user_type, index)
+            .map(|u| Box::new(u) as Box<dyn VirtualUser>)
     }
 
     fn test_hook(&self, hook: TestHook) -> Option<Box<dyn VirtualUser>> {
@@ -555,6 +588,88 @@ mod tests {
         assert_eq!(cycle.iter().filter(|&&i| i == 1).count(), 3);
         assert_eq!(type_cycle(&[user(1, Some(2)), user(1, None)]), vec![1]);
         assert!(type_cycle(&[user(1, Some(2))]).is_empty());
+    }
+
+    /// A shard of a scenario whose types A and B each request
+    /// `/items/<random>` from their own generators.
+    fn shard(seed: u64) -> ShardScript {
+        shard_of(
+            "user(\"A\", #{ tasks: [Fn(\"t\")] });\n\
+             user(\"B\", #{ fixed_count: 1, tasks: [Fn(\"t\")] });\n\
+             fn t() { http::get(`/items/${rand_int(0, 1000000000)}`); }\n",
+            seed,
+        )
+    }
+
+    fn shard_of(source: &str, seed: u64) -> ShardScript {
+        let context = crate::scenario::CompileContext {
+            origins: vec![(blast_engine::http::Scheme::Http, "127.0.0.1:1".into())],
+            dir: std::path::PathBuf::new(),
+            shard: 0,
+            shards: 1,
+            tags: crate::TagFilter::default(),
+        };
+        let compiled = crate::scenario::compile("u.rhai", source, context).unwrap();
+        ShardScript::new("u.rhai", compiled, seed, vec![0, 0], 1)
+    }
+
+    /// The path of the first request of a task by `user`.
+    fn first_path(mut user: Box<dyn VirtualUser>) -> String {
+        match user.start(Work::Task) {
+            Step::Request(request) => request.path,
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn users_of_a_type_are_seeded_from_the_seed_type_and_index() {
+        let (one, other) = (shard(7), shard(7));
+        let typed = |s: &ShardScript, t, i| first_path(s.new_user_of_type(t, i).unwrap());
+        // Reproducible with the seed.
+        for (t, i) in [(0, 0), (0, 5), (1, 0), (1, 3)] {
+            assert_eq!(typed(&one, t, i), typed(&other, t, i));
+        }
+        assert_ne!(typed(&one, 0, 0), typed(&shard(8), 0, 0));
+        // Distinct across types, indices, and from users made by index.
+        let mut paths: Vec<String> = (0..2)
+            .flat_map(|t| (0..50).map(move |i| (t, i)))
+            .map(|(t, i)| typed(&one, t, i))
+            .chain((0..100).map(|i| first_path(one.new_user(i))))
+            .collect();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), 200);
+        // B has fixed_count 1, but a per-type load decides the count.
+        let user = one.user_of_type(1, 3).unwrap();
+        assert_eq!(user.ctx.label, "[B#3] ");
+        assert!(matches!(user.role, Role::User(1)));
+        assert!(one.new_user_of_type(2, 0).is_none());
+    }
+
+    #[test]
+    fn sleep_suspends_the_user_whatever_its_argument() {
+        // Rhai's own sleep(INT) / sleep(FLOAT) would block the shard.
+        let shard = shard_of(
+            "user(\"A\", #{ tasks: [Fn(\"t\")] });\n\
+             fn t() { sleep(2); sleep(0.25); sleep(\"x\"); }\n",
+            1,
+        );
+        let mut user = shard.new_user(0);
+        let step = user.start(Work::Task);
+        assert!(
+            matches!(step, Step::Sleep(d) if d == Duration::from_secs(2)),
+            "{step:?}"
+        );
+        let step = user.resume(Resume::Woke);
+        assert!(
+            matches!(step, Step::Sleep(d) if d == Duration::from_millis(250)),
+            "{step:?}"
+        );
+        let step = user.resume(Resume::Woke);
+        assert!(
+            matches!(&step, Step::Done(Outcome::Failed(e)) if e.message == "sleep's seconds must be a number, not string"),
+            "{step:?}"
+        );
     }
 
     #[test]

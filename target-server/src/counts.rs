@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 ///
 /// Paths exclude the query string and are as the client sent them (not
 /// percent-decoded). `total` always equals the sum of `by_path`, which equals
-/// the sum of `by_method_path`: all three are read under one lock.
+/// the sum of `by_method_path` and the sum of `per_second`: all are read
+/// under one lock.
 ///
 /// In JSON (`GET /_blast/counts`) `by_method_path` is a list of
 /// `{"method", "path", "count"}` objects, since JSON keys cannot be pairs.
@@ -21,6 +22,17 @@ pub struct Counts {
     /// Requests by (method, path), the method in upper case as sent.
     #[serde(with = "method_path_list")]
     pub by_method_path: BTreeMap<(String, String), u64>,
+    /// Requests by the whole second they arrived in: index 0 is the second
+    /// that starts when the first counted request (since start or the last
+    /// reset) arrived, index 1 the one after, and so on; seconds without
+    /// arrivals hold 0, and the list ends at the last second with one.
+    ///
+    /// A request is placed by its arrival but, like every count here, only
+    /// appears once it is answered: mid-run, the last seconds may still miss
+    /// requests in flight (a `/delay`, a [`crate::Stall`]). One held across a
+    /// reset lands in second 0.
+    #[serde(default)]
+    pub per_second: Vec<u64>,
 }
 
 impl Counts {
@@ -85,6 +97,7 @@ mod tests {
                 (("GET".to_owned(), "/items".to_owned()), 1),
                 (("POST".to_owned(), "/items".to_owned()), 1),
             ]),
+            per_second: vec![2, 0, 1],
         }
     }
 
@@ -96,8 +109,16 @@ mod tests {
             json["by_method_path"][2],
             serde_json::json!({"method": "POST", "path": "/items", "count": 1})
         );
+        assert_eq!(json["per_second"], serde_json::json!([2, 0, 1]));
         let back: Counts = serde_json::from_value(json).unwrap();
         assert_eq!(back, counts);
+    }
+
+    #[test]
+    fn json_without_per_second_still_reads() {
+        let json = serde_json::json!({"total": 0, "by_path": {}, "by_method_path": []});
+        let counts: Counts = serde_json::from_value(json).unwrap();
+        assert_eq!(counts, Counts::default());
     }
 
     #[test]

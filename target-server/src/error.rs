@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Why the target server could not start.
+/// Why the target server could not start, or its options could not be read.
 ///
 /// Everything after start-up (bad requests, dropped connections) is answered
 /// or absorbed by the server and never surfaces here.
@@ -31,6 +31,16 @@ pub enum TargetError {
         path: PathBuf,
         /// What the OS said.
         reason: io::Error,
+    },
+    /// A stall that [`crate::Stall::parse`] could not read, or that
+    /// [`crate::Target::start`] cannot serve (zero, or not shorter than its
+    /// period).
+    #[error("--stall wants LENGTH/EVERY like 1s/5s, got {given:?}: {why}")]
+    Stall {
+        /// The stall as given (`LENGTH/EVERY`).
+        given: String,
+        /// What is wrong with it.
+        why: String,
     },
     /// SIGINT or SIGTERM could not be listened for (`serve_forever` only).
     #[error("cannot listen for signals: {0}")]

@@ -6,8 +6,10 @@
 //! (`/`, `/bytes/N`, `/delay/MS`, `/status/CODE`, `/login`, `/me`,
 //! `/logout`, `/items`, `/redirect/N`, `/echo`, and the uncounted `/_blast/counts` and
 //! `/_blast/reset`) are listed in `routes.rs`. Every request it answers is
-//! counted by path and by method ([`Counts`]), and optionally appended to an
-//! access log.
+//! counted by path, by method and by second of arrival ([`Counts`]), and
+//! optionally appended to an access log. A [`Stall`] makes the server pause
+//! now and then, for testing a load generator's coordinated-omission
+//! correction.
 //!
 //! HTTP is hyper's, on a tokio runtime of its own with a configurable number
 //! of worker threads ([`TargetOptions`]): this crate never parses HTTP itself,
@@ -21,6 +23,7 @@
 //! - `routes`, `items`, `session`: what each path answers;
 //! - `reply`, `body`: response shapes and the response body type;
 //! - `counter`, `counts`, `access_log`: what was served, live and as a snapshot;
+//! - `stall`: stop-the-world pauses ([`Stall`]);
 //! - `options`, `error`: [`TargetOptions`] and [`TargetError`].
 
 #![forbid(unsafe_code)]
@@ -38,9 +41,11 @@ mod routes;
 mod server;
 mod service;
 mod session;
+mod stall;
 mod target;
 
 pub use counts::Counts;
 pub use error::TargetError;
 pub use options::TargetOptions;
+pub use stall::Stall;
 pub use target::{Target, serve_forever};

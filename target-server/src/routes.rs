@@ -283,7 +283,9 @@ mod tests {
     #[test]
     fn reset_zeroes_the_counter() {
         let shared = Shared::default();
-        shared.counter.record(&Method::GET, "/");
+        shared
+            .counter
+            .record(&Method::GET, "/", std::time::Instant::now());
         answer("POST", "/_blast/reset", "", &shared);
         assert_eq!(shared.counter.snapshot().total, 0);
     }

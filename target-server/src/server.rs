@@ -42,6 +42,12 @@ impl Server {
     /// Opens the access log, builds the runtime and starts listening.
     /// Connections that arrive before [`Server::run`] wait in the backlog.
     pub(crate) fn bind(opts: &TargetOptions) -> Result<Server, TargetError> {
+        if let Some(stall) = &opts.stall {
+            stall.check().map_err(|why| TargetError::Stall {
+                given: stall.to_string(),
+                why: why.to_owned(),
+            })?;
+        }
         let access_log = opts
             .access_log
             .as_deref()
@@ -62,8 +68,10 @@ impl Server {
             runtime,
             listener,
             addr,
+            // Stalls count from here: the server is listening.
             shared: Arc::new(Shared {
                 access_log,
+                stall: opts.stall,
                 ..Shared::default()
             }),
         })

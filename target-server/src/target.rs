@@ -90,6 +90,9 @@ pub fn serve_forever(opts: TargetOptions) -> Result<(), TargetError> {
     };
     let shared = Arc::clone(server.shared());
     println!("blast target listening on http://{}", server.addr());
+    if let Some(stall) = &opts.stall {
+        println!("blast target stalls for LENGTH in every EVERY: {stall}");
+    }
     server.run(stopped);
     let total = shared.counter.snapshot().total;
     let noun = if total == 1 { "request" } else { "requests" };

@@ -8,4 +8,5 @@ mod it {
     mod endpoints;
     mod lifecycle;
     mod sessions;
+    mod stalls;
 }

@@ -66,17 +66,49 @@ fn count_colours(png_path: &Path, colours: &[(&str, [u8; 3])]) -> Vec<usize> {
         .collect()
 }
 
-#[test]
-fn the_html_report_draws_its_charts_in_chromium() {
-    let Some(chromium) = chromium() else {
+/// Chromium, or `None` after saying the test `name` is skipped (outside
+/// CI only: CI fails without it).
+fn chromium_or_skip(name: &str) -> Option<PathBuf> {
+    let found = chromium();
+    if found.is_none() {
         if std::env::var_os("CI").is_some() {
             panic!(
                 "chromium is not installed: scripts/install-deps.sh installs Debian's chromium package"
             );
         }
         eprintln!(
-            "\n*** SKIPPED the_html_report_draws_its_charts_in_chromium: no chromium on PATH (scripts/install-deps.sh installs it; CI fails without it) ***\n"
+            "\n*** SKIPPED {name}: no chromium on PATH (scripts/install-deps.sh installs it; CI fails without it) ***\n"
         );
+    }
+    found
+}
+
+/// The part of a dumped DOM the report's script drew (not its data or its
+/// scripts).
+fn drawn(dom: &str) -> &str {
+    let start = dom
+        .find("<main id=\"report\"")
+        .expect("the report's <main>");
+    let end = start + dom[start..].find("</main>").expect("</main>");
+    &dom[start..end]
+}
+
+/// Asserts that each colour covers at least a line's worth of pixels.
+fn assert_lines_drawn(shot: &Path, colours: &[(&str, [u8; 3])]) {
+    let counts = count_colours(shot, colours);
+    for ((name, _), count) in colours.iter().zip(&counts) {
+        // A line across a chart is hundreds of pixels; a legend swatch is
+        // a few dozen.
+        assert!(
+            *count >= 300,
+            "the {name} line is not drawn ({count} pixels): {counts:?}"
+        );
+    }
+}
+
+#[test]
+fn the_html_report_draws_its_charts_in_chromium() {
+    let Some(chromium) = chromium_or_skip("the_html_report_draws_its_charts_in_chromium") else {
         return;
     };
     let _one = exclusive();
@@ -119,7 +151,8 @@ fn the_html_report_draws_its_charts_in_chromium() {
         assert!(!html.contains(fetch), "the report holds {fetch:?}");
     }
 
-    // After its scripts ran: three charts, and no error banner.
+    // After its scripts ran: four charts (nothing was scheduled, so no
+    // lateness chart), and no error banner.
     let profile = scratch.path("chromium-profile");
     let (dom, _) = run_chromium(
         &chromium,
@@ -127,8 +160,14 @@ fn the_html_report_draws_its_charts_in_chromium() {
         &report,
         &["--virtual-time-budget=5000", "--dump-dom"],
     );
-    assert!(dom.contains("data-rendered=\"3\""), "{dom}");
-    assert_eq!(dom.matches("<canvas").count(), 3, "{dom}");
+    assert!(dom.contains("data-rendered=\"4\""), "{dom}");
+    assert_eq!(dom.matches("<canvas").count(), 4, "{dom}");
+    assert!(!dom.contains("id=\"stopped-early\""), "{dom}");
+    assert!(
+        !drawn(&dom).contains("uncorrected"),
+        "nothing was corrected: {dom}"
+    );
+    assert!(dom.contains(">ended by<"), "{dom}");
     assert!(!dom.contains("<p id=\"report-error\""), "{dom}");
     assert!(
         dom.contains("fail_ratio&lt;0.9"),
@@ -159,14 +198,71 @@ fn the_html_report_draws_its_charts_in_chromium() {
         ("p95", [0xff, 0x7f, 0x0e]),
         ("p99", [0x94, 0x67, 0xbd]),
         ("users", [0x17, 0xbe, 0xcf]),
+        ("iterations/s", [0x8c, 0x56, 0x4b]),
     ];
-    let counts = count_colours(&shot, &colours);
-    for ((name, _), count) in colours.iter().zip(&counts) {
-        // A line across a chart is hundreds of pixels; a legend swatch is
-        // a few dozen.
-        assert!(
-            *count >= 300,
-            "the {name} line is not drawn ({count} pixels): {counts:?}"
-        );
-    }
+    assert_lines_drawn(&shot, &colours);
+}
+
+#[test]
+fn the_report_of_a_corrected_open_run_that_stopped_early_in_chromium() {
+    let Some(chromium) =
+        chromium_or_skip("the_report_of_a_corrected_open_run_that_stopped_early_in_chromium")
+    else {
+        return;
+    };
+    let (summary, stats) = super::synthetic::open_run();
+    let scratch = Scratch::new();
+    let report = scratch.path("open.html");
+    std::fs::write(
+        &report,
+        blast_control::html::render(&summary, stats.history(), 1.0),
+    )
+    .unwrap();
+    let profile = scratch.path("chromium-profile");
+    let (dom, _) = run_chromium(
+        &chromium,
+        &profile,
+        &report,
+        &["--virtual-time-budget=5000", "--dump-dom"],
+    );
+    assert!(!dom.contains("<p id=\"report-error\""), "{dom}");
+    // Five charts: the lateness one too.
+    let main = drawn(&dom);
+    assert!(dom.contains("data-rendered=\"5\""), "{dom}");
+    assert_eq!(dom.matches("<canvas").count(), 5, "{dom}");
+    assert!(
+        main.contains("id=\"stopped-early\">Stopped early: stop condition: dropped&gt;10</p>"),
+        "{dom}"
+    );
+    // An uncorrected row under the endpoint's and under the total's.
+    assert_eq!(main.matches("↳ uncorrected").count(), 2, "{dom}");
+    assert!(main.contains("coordinated omission"), "{dom}");
+    assert!(main.contains("id=\"lateness\""), "{dom}");
+    assert!(main.contains(">dropped iterations<"), "{dom}");
+    assert!(main.contains("12 dropped"), "{dom}");
+    assert!(main.contains(">open (arrival rate)<"), "{dom}");
+
+    let shot = scratch.path("open.png");
+    let (_, log) = run_chromium(
+        &chromium,
+        &profile,
+        &report,
+        &[
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            "--window-size=1280,3000",
+            &format!("--screenshot={}", shot.display()),
+        ],
+    );
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    assert_lines_drawn(
+        &shot,
+        &[
+            ("iterations/s", [0x8c, 0x56, 0x4b]),
+            ("dropped/s", [0xe3, 0x77, 0xc2]),
+            ("lateness p99", [0xbc, 0xbd, 0x22]),
+        ],
+    );
 }

@@ -76,4 +76,5 @@ pub(super) fn whole_ms(v: &serde_json::Value) -> String {
 mod config;
 mod csv_files;
 mod html;
+mod synthetic;
 mod thresholds;

@@ -1,6 +1,8 @@
-//! Counts are exact, exclude the controls, reset, and match the access log.
+//! Counts are exact, exclude the controls, reset, match the access log, and
+//! place requests in seconds by arrival.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use blast_target::{Counts, TargetOptions};
 
@@ -37,6 +39,7 @@ fn expect_exact(counts: &Counts, total: u64) {
         assert_eq!(counts.method_path("GET", path), per_path);
     }
     assert_eq!(counts.by_method_path.len(), PATHS.len());
+    assert_eq!(counts.per_second.iter().sum::<u64>(), total);
 }
 
 #[test]
@@ -58,7 +61,7 @@ fn counts_are_exact_with_several_worker_threads() {
     let target = start_with(TargetOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
         threads: 2,
-        access_log: None,
+        ..TargetOptions::default()
     });
     hammer(target.addr(), 5, 100);
     expect_exact(&target.counts(), 500);
@@ -102,8 +105,8 @@ fn access_log_has_one_line_per_counted_request() {
     let log = dir.path().join("access.log");
     let target = start_with(TargetOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
-        threads: 1,
         access_log: Some(log.clone()),
+        ..TargetOptions::default()
     });
     let mut client = Client::connect(target.addr());
     client.get("GET", "/");
@@ -117,4 +120,35 @@ fn access_log_has_one_line_per_counted_request() {
         text,
         "GET / 200\nGET /items/2000 404\nPOST /items 201\nDELETE /status/503 503\n"
     );
+}
+
+#[test]
+fn requests_spread_over_three_seconds_land_in_as_many_seconds() {
+    let target = start();
+    let mut client = Client::connect(target.addr());
+    // 13 requests 250 ms apart. Each waits for the last response, so the
+    // second arrives no earlier than the first; the last comes at least
+    // 2.75 s after that: seconds 0 to 2 at least.
+    let first = Instant::now();
+    for i in 0..13 {
+        let due = first + Duration::from_millis(250 * i);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        assert_eq!(client.get("GET", "/items").status, 200);
+        // Controls are not counted, in any second.
+        client.get("GET", "/_blast/counts");
+    }
+    let counts = target.counts();
+    assert_eq!(counts.total, 13);
+    assert_eq!(counts.per_second.iter().sum::<u64>(), 13);
+    assert!(counts.per_second.len() >= 3, "{:?}", counts.per_second);
+    assert!(counts.per_second[0] > 0, "{:?}", counts.per_second);
+
+    let over_http: Counts =
+        serde_json::from_slice(&client.get("GET", "/_blast/counts").body).expect("counts JSON");
+    assert_eq!(over_http.per_second, counts.per_second);
+
+    assert_eq!(client.get("POST", "/_blast/reset").status, 204);
+    assert_eq!(target.counts().per_second, Vec::<u64>::new());
+    client.get("GET", "/");
+    assert_eq!(target.counts().per_second, [1]);
 }

@@ -32,8 +32,8 @@ fn a_bad_access_log_path_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let err = Target::start(TargetOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
-        threads: 1,
         access_log: Some(dir.path().join("no-such-dir").join("log")),
+        ..TargetOptions::default()
     })
     .expect_err("log cannot be opened");
     assert!(matches!(err, TargetError::AccessLog { .. }));

@@ -1,0 +1,588 @@
+//! A scenario's load shape: `fn shape(elapsed)`, which the controller calls
+//! every second to set the load (Locust's `LoadTestShape.tick`).
+//!
+//! The shape runs on the controller's thread with its own engine, compiled
+//! from the same source as the shards' (so it reaches the scenario's helper
+//! functions and constants), and never on a coroutine: it decides the load,
+//! it sends nothing.
+
+use rhai::{CallFnOptions, Dynamic, EvalAltResult, Map, Position, Scope};
+
+use crate::bridge::{self, MAX_CALL_LEVELS};
+use crate::language::UserType;
+use crate::scenario::{Compiled, did_you_mean, innermost, location};
+use crate::user::{UserCtx, with_ctx};
+
+/// The name of the shape function.
+pub(crate) const SHAPE_FUNCTION: &str = "shape";
+
+/// The keys a shape's map may have.
+const SHAPE_KEYS: &[&str] = &["users", "spawn_rate", "rate"];
+
+/// What one call of `shape(elapsed)` asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ShapeTick {
+    /// `#{ users: 10, spawn_rate: 5 }`: this many users (closed model),
+    /// started or stopped at `spawn_rate` users per second.
+    Users {
+        /// Users wanted, of the types in their usual proportions.
+        users: u64,
+        /// Users started (or stopped) per second to get there; more than 0.
+        spawn_rate: f64,
+    },
+    /// `#{ users: #{ Browser: 10, Api: 2 }, spawn_rate: 5 }`: this many
+    /// users of each type.
+    TypedUsers {
+        /// Users wanted per type, by index into
+        /// [`Scenario::users`](crate::Scenario::users); a type the map does
+        /// not name gets 0.
+        users: Vec<u64>,
+        /// Users started (or stopped) per second to get there; more than 0.
+        spawn_rate: f64,
+    },
+    /// `#{ rate: 100.0 }`: this many iterations per second (open model).
+    Rate {
+        /// Iterations per second, 0 or more.
+        rate: f64,
+    },
+    /// `shape` returned `()`: the run ends.
+    Stop,
+}
+
+/// A scenario's load shape, compiled on the thread that calls it (see
+/// [`Scenario::shape`](crate::Scenario::shape)).
+pub struct Shape {
+    file: String,
+    compiled: Compiled,
+    /// What `log`, `print` and `rand_*` reach while the shape runs.
+    ctx: UserCtx,
+    /// Where `shape` is defined: where errors in what it returns point.
+    position: Position,
+}
+
+impl Shape {
+    pub(crate) fn new(file: &str, compiled: Compiled) -> Shape {
+        let position = compiled
+            .ast
+            .iter_fn_def()
+            .find(|f| f.name == SHAPE_FUNCTION && f.params.len() == 1)
+            .map_or(Position::NONE, |f| f.body.start_position());
+        Shape {
+            file: file.to_string(),
+            compiled,
+            ctx: UserCtx::new(fastrand::Rng::new(), format!("[{SHAPE_FUNCTION}] "), 0),
+            position,
+        }
+    }
+
+    /// Calls `shape(elapsed_s)`, `elapsed_s` being the seconds since the run
+    /// started, and reads what it returned. An error (`file:line:column:
+    /// message`) is the script's: the run should stop with it.
+    pub fn tick(&mut self, elapsed_s: f64) -> Result<ShapeTick, String> {
+        let value = self.call(elapsed_s).map_err(|e| self.call_error(&e))?;
+        tick_of(value, &self.compiled.users, &self.compiled.dropped_users)
+            .map_err(|message| format!("{}: {message}", location(&self.file, self.position)))
+    }
+
+    fn call(&mut self, elapsed_s: f64) -> Result<Dynamic, Box<EvalAltResult>> {
+        with_ctx(|c| std::mem::swap(c, &mut self.ctx));
+        let compiled = &self.compiled;
+        // Outside any coroutine even if called from one: a request or sleep
+        // in the shape fails with an error instead of suspending a caller
+        // that would never resume it.
+        let result = bridge::outside("in shape()", || {
+            let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+            compiled.engine.call_fn_with_options::<Dynamic>(
+                options,
+                &mut Scope::new(),
+                &compiled.ast,
+                SHAPE_FUNCTION,
+                (elapsed_s,),
+            )
+        });
+        with_ctx(|c| std::mem::swap(c, &mut self.ctx));
+        result
+    }
+
+    /// `file:line:column: message` of an error `shape` raised.
+    fn call_error(&self, e: &EvalAltResult) -> String {
+        let (inner, message, mut pos) = innermost(e);
+        if pos.is_none() {
+            pos = self.position;
+        }
+        let message = match inner {
+            EvalAltResult::ErrorStackOverflow(_) => format!(
+                "call stack too deep in {SHAPE_FUNCTION}(): more than {MAX_CALL_LEVELS} nested calls (runaway recursion?)"
+            ),
+            EvalAltResult::ErrorTooManyOperations(_) => {
+                format!("too many operations in one call of {SHAPE_FUNCTION}() (runaway loop?)")
+            }
+            // Only stop_user() terminates a script outside a coroutine.
+            EvalAltResult::ErrorTerminated(..) => format!(
+                "stop_user() cannot be used in {SHAPE_FUNCTION}(): return () from it to end the run"
+            ),
+            _ => message,
+        };
+        format!("{}: {message}", location(&self.file, pos))
+    }
+}
+
+impl std::fmt::Debug for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shape")
+            .field("file", &self.file)
+            .field("position", &self.position)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads what `shape` returned; `users` are the scenario's user types,
+/// `dropped` the names of those the tag filter dropped (their counts are
+/// ignored).
+fn tick_of(value: Dynamic, users: &[UserType], dropped: &[String]) -> Result<ShapeTick, String> {
+    if value.is_unit() {
+        return Ok(ShapeTick::Stop);
+    }
+    let type_name = value.type_name();
+    let Some(map) = value.try_cast::<Map>() else {
+        return Err(format!(
+            "{SHAPE_FUNCTION}() must return a map (#{{ users: 10, spawn_rate: 5 }}, \
+             #{{ users: #{{ Type: 10 }}, spawn_rate: 5 }} or #{{ rate: 100 }}) or () to end the run, not {type_name}"
+        ));
+    };
+    let (mut count, mut spawn_rate, mut rate) = (None, None, None);
+    for (key, value) in map {
+        match key.as_str() {
+            "users" => count = Some(value),
+            "spawn_rate" => spawn_rate = Some(value),
+            "rate" => rate = Some(value),
+            other => {
+                let hint = did_you_mean(other, SHAPE_KEYS.iter().copied()).map_or_else(
+                    || format!("known: {}", SHAPE_KEYS.join(", ")),
+                    |k| format!("did you mean {k}?"),
+                );
+                return Err(format!(
+                    "{SHAPE_FUNCTION}() returned an unknown key {other:?} ({hint})"
+                ));
+            }
+        }
+    }
+    match (count, rate) {
+        (Some(_), Some(_)) => Err(format!(
+            "{SHAPE_FUNCTION}() returned both users and rate: return users (with spawn_rate) \
+             for a number of users, or rate for iterations per second"
+        )),
+        (None, None) => Err(format!(
+            "{SHAPE_FUNCTION}() returned neither users nor rate: return #{{ users: N, spawn_rate: R }}, \
+             #{{ rate: R }}, or () to end the run"
+        )),
+        (None, Some(rate)) => {
+            if spawn_rate.is_some() {
+                return Err(format!(
+                    "{SHAPE_FUNCTION}() returned spawn_rate with rate: spawn_rate goes with users only"
+                ));
+            }
+            Ok(ShapeTick::Rate {
+                rate: amount(&rate, "rate")?,
+            })
+        }
+        (Some(count), None) => {
+            let Some(spawn_rate) = spawn_rate else {
+                return Err(format!(
+                    "{SHAPE_FUNCTION}() returned users without spawn_rate: add spawn_rate, \
+                     the users started (or stopped) per second"
+                ));
+            };
+            let spawn_rate = amount(&spawn_rate, "spawn_rate")?;
+            if spawn_rate == 0.0 {
+                return Err(format!(
+                    "{SHAPE_FUNCTION}()'s spawn_rate must be more than 0, not 0"
+                ));
+            }
+            if count.is_map() {
+                Ok(ShapeTick::TypedUsers {
+                    users: typed_counts(count.cast::<Map>(), users, dropped)?,
+                    spawn_rate,
+                })
+            } else {
+                Ok(ShapeTick::Users {
+                    users: whole(&count, "users")?,
+                    spawn_rate,
+                })
+            }
+        }
+    }
+}
+
+/// Users per type, by index into `users`, from a map of type names.
+fn typed_counts(per_type: Map, users: &[UserType], dropped: &[String]) -> Result<Vec<u64>, String> {
+    let mut counts = vec![0; users.len()];
+    for (name, value) in per_type {
+        let n = whole(&value, &format!("users.{name}"))?;
+        match users.iter().position(|u| u.name == name.as_str()) {
+            Some(i) => counts[i] = n,
+            // --tags left the type no task: the run has none of its users.
+            None if dropped.iter().any(|d| d == name.as_str()) => {}
+            None => {
+                let hint = did_you_mean(&name, users.iter().map(|u| u.name.as_str())).map_or_else(
+                    || {
+                        let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+                        format!("user types: {}", names.join(", "))
+                    },
+                    |k| format!("did you mean {k}?"),
+                );
+                return Err(format!(
+                    "{SHAPE_FUNCTION}() returned users for an unknown user type {name:?} ({hint})"
+                ));
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// A finite number, 0 or more.
+fn amount(value: &Dynamic, what: &str) -> Result<f64, String> {
+    let n = match (value.as_int(), value.as_float()) {
+        (Ok(i), _) => i as f64,
+        (_, Ok(f)) => f,
+        _ => {
+            return Err(format!(
+                "{SHAPE_FUNCTION}()'s {what} must be a number, not {}",
+                value.type_name()
+            ));
+        }
+    };
+    if n.is_finite() && n >= 0.0 {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{SHAPE_FUNCTION}()'s {what} must be a finite number, 0 or more, not {n}"
+        ))
+    }
+}
+
+/// A count of users: a whole number, 0 or more (`10` or `10.0`).
+fn whole(value: &Dynamic, what: &str) -> Result<u64, String> {
+    let n = amount(value, what)?;
+    if n.fract() != 0.0 {
+        return Err(format!(
+            "{SHAPE_FUNCTION}()'s {what} must be a whole number of users, not {n} (round it: `x.round()`)"
+        ));
+    }
+    if n >= 2f64.powi(53) {
+        return Err(format!("{SHAPE_FUNCTION}()'s {what} is too large: {n}"));
+    }
+    Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Scenario;
+
+    const FILE: &str = "shape.rhai";
+
+    /// A scenario with types A and Browser whose line 4 is `fn shape(t) {
+    /// <body> }`: its body starts at 4:13.
+    fn scenario(body: &str) -> String {
+        format!(
+            "user(\"A\", #{{ weight: 2, tasks: [Fn(\"t\")] }});\n\
+             user(\"Browser\", #{{ tasks: [Fn(\"t\")] }});\n\
+             fn t() {{ }}\n\
+             fn shape(t) {{ {body} }}\n"
+        )
+    }
+
+    fn shape_of(source: &str) -> Shape {
+        let scenario = Scenario::from_source(FILE, source).unwrap();
+        assert!(scenario.has_shape());
+        scenario.shape().unwrap().unwrap()
+    }
+
+    fn tick(body: &str, elapsed: f64) -> Result<ShapeTick, String> {
+        shape_of(&scenario(body)).tick(elapsed)
+    }
+
+    #[test]
+    fn a_step_shape_steps_then_ends_the_run() {
+        // The shape reaches top-level constants and helper functions.
+        let source = "const STEP = 10;\n\
+             user(\"U\", #{ tasks: [Fn(\"t\")] });\n\
+             fn t() { }\n\
+             fn level(t) { if t < 5.0 { 1 } else { 2 } }\n\
+             fn shape(elapsed) {\n\
+                 if elapsed >= 10.0 { return (); }\n\
+                 #{ users: global::STEP * level(elapsed), spawn_rate: 5 }\n\
+             }\n";
+        let mut shape = shape_of(source);
+        let users = |users| ShapeTick::Users {
+            users,
+            spawn_rate: 5.0,
+        };
+        for (elapsed, want) in [
+            (0.0, users(10)),
+            (4.99, users(10)),
+            (5.0, users(20)),
+            (9.5, users(20)),
+            (10.0, ShapeTick::Stop),
+            (11.0, ShapeTick::Stop),
+        ] {
+            assert_eq!(shape.tick(elapsed), Ok(want), "at {elapsed}");
+        }
+    }
+
+    #[test]
+    fn the_documented_example_steps_up_three_times() {
+        let docs = include_str!("../../docs/scenario.md");
+        let start = docs.find("const STEP_USERS").unwrap();
+        let example = &docs[start..start + docs[start..].find("```").unwrap()];
+        let mut shape = shape_of(&format!(
+            "user(\"U\", #{{ tasks: [Fn(\"t\")] }});\nfn t() {{ }}\n{example}"
+        ));
+        let users = |users| {
+            Ok(ShapeTick::Users {
+                users,
+                spawn_rate: 5.0,
+            })
+        };
+        assert_eq!(shape.tick(0.0), users(10));
+        assert_eq!(shape.tick(60.0), users(20));
+        assert_eq!(shape.tick(179.0), users(30));
+        assert_eq!(shape.tick(180.0), Ok(ShapeTick::Stop));
+    }
+
+    #[test]
+    fn per_type_maps_count_every_type_in_declaration_order() {
+        assert_eq!(
+            tick("#{ users: #{ Browser: 3 }, spawn_rate: 1.5 }", 0.0),
+            Ok(ShapeTick::TypedUsers {
+                users: vec![0, 3],
+                spawn_rate: 1.5
+            })
+        );
+        assert_eq!(
+            tick("#{ users: #{ Browser: 3, A: 7.0 }, spawn_rate: 2 }", 0.0),
+            Ok(ShapeTick::TypedUsers {
+                users: vec![7, 3],
+                spawn_rate: 2.0
+            })
+        );
+        assert_eq!(
+            tick("#{ users: #{}, spawn_rate: 2 }", 0.0),
+            Ok(ShapeTick::TypedUsers {
+                users: vec![0, 0],
+                spawn_rate: 2.0
+            })
+        );
+    }
+
+    #[test]
+    fn rate_maps_set_the_open_model_rate() {
+        assert_eq!(
+            tick("#{ rate: 100.0 }", 0.0),
+            Ok(ShapeTick::Rate { rate: 100.0 })
+        );
+        assert_eq!(
+            tick("#{ rate: t * 2 }", 2.5),
+            Ok(ShapeTick::Rate { rate: 5.0 })
+        );
+        assert_eq!(tick("#{ rate: 0 }", 0.0), Ok(ShapeTick::Rate { rate: 0.0 }));
+        assert_eq!(
+            tick("#{ users: 0, spawn_rate: 1 }", 0.0),
+            Ok(ShapeTick::Users {
+                users: 0,
+                spawn_rate: 1.0
+            })
+        );
+    }
+
+    #[test]
+    fn bad_returns_are_errors_at_the_shape() {
+        let at = "shape.rhai:4:13: ";
+        for (body, message) in [
+            (
+                "#{ users: 10, spawn_rate: 1, rate: 5 }",
+                "shape() returned both users and rate",
+            ),
+            ("#{}", "shape() returned neither users nor rate"),
+            (
+                "#{ users: \"ten\", spawn_rate: 1 }",
+                "shape()'s users must be a number, not string",
+            ),
+            (
+                "#{ rate: true }",
+                "shape()'s rate must be a number, not bool",
+            ),
+            (
+                "#{ users: -1, spawn_rate: 1 }",
+                "shape()'s users must be a finite number, 0 or more, not -1",
+            ),
+            (
+                "#{ rate: 1.0 / 0.0 }",
+                "shape()'s rate must be a finite number, 0 or more, not inf",
+            ),
+            (
+                "#{ rate: -0.5 }",
+                "shape()'s rate must be a finite number, 0 or more, not -0.5",
+            ),
+            (
+                "#{ users: 2.5, spawn_rate: 1 }",
+                "shape()'s users must be a whole number of users, not 2.5",
+            ),
+            (
+                "#{ users: 10 }",
+                "shape() returned users without spawn_rate",
+            ),
+            (
+                "#{ users: 10, spawn_rate: 0 }",
+                "shape()'s spawn_rate must be more than 0, not 0",
+            ),
+            (
+                "#{ users: 10, spawn_rate: -2 }",
+                "shape()'s spawn_rate must be a finite number, 0 or more, not -2",
+            ),
+            (
+                "#{ rate: 5, spawn_rate: 1 }",
+                "shape() returned spawn_rate with rate",
+            ),
+            (
+                "#{ users: #{ Brwoser: 1 }, spawn_rate: 1 }",
+                "shape() returned users for an unknown user type \"Brwoser\" (did you mean Browser?)",
+            ),
+            (
+                "#{ users: #{ Admin: 1 }, spawn_rate: 1 }",
+                "shape() returned users for an unknown user type \"Admin\" (user types: A, Browser)",
+            ),
+            (
+                "#{ users: #{ A: -3 }, spawn_rate: 1 }",
+                "shape()'s users.A must be a finite number, 0 or more, not -3",
+            ),
+            (
+                "#{ user: 1, spawn_rate: 1 }",
+                "shape() returned an unknown key \"user\" (did you mean users?)",
+            ),
+            ("10", "shape() must return a map"),
+            ("[10, 1]", "or () to end the run, not array"),
+        ] {
+            let e = tick(body, 0.0).unwrap_err();
+            assert!(e.starts_with(at) && e.contains(message), "{body}: {e}");
+        }
+    }
+
+    #[test]
+    fn runtime_errors_carry_their_own_position() {
+        let source = scenario("if t > 1.0 { helper() } else { throw \"too early\" }")
+            + "fn helper() {\n    let x = 1;\n    x.nope\n}\n";
+        let mut shape = shape_of(&source);
+        let e = shape.tick(0.0).unwrap_err();
+        assert_eq!(e, "shape.rhai:4:46: too early");
+        let e = shape.tick(2.0).unwrap_err();
+        assert!(e.starts_with("shape.rhai:7:"), "{e}");
+        let e = tick("shape(t)", 0.0).unwrap_err();
+        assert!(e.contains("call stack too deep in shape()"), "{e}");
+        let e = tick("stop_user()", 0.0).unwrap_err();
+        assert_eq!(
+            e,
+            "shape.rhai:4:13: stop_user() cannot be used in shape(): return () from it to end the run"
+        );
+    }
+
+    #[test]
+    fn requests_and_sleeps_in_a_shape_are_errors_even_on_a_coroutine() {
+        let http = "http::get(\"/\"); #{ rate: 1 }";
+        let sleep = "sleep(1); #{ rate: 1 }";
+        let want_http =
+            "shape.rhai:4:21: http requests can only be made inside a task or hook, not in shape()";
+        let want_sleep =
+            "shape.rhai:4:15: sleep() can only be used inside a task or hook, not in shape()";
+        assert_eq!(tick(http, 0.0).unwrap_err(), want_http);
+        assert_eq!(tick(sleep, 0.0).unwrap_err(), want_sleep);
+        // Called from a coroutine, the shape still does not suspend it.
+        let pool = bridge::StackPool::default();
+        let mut shape = shape_of(&scenario(http));
+        let (work, progress) = bridge::Work::start(&pool, move || {
+            (blast_engine::Outcome::Completed, shape.tick(0.0))
+        })
+        .unwrap();
+        assert!(work.is_none());
+        let bridge::Progress::Finished((_, result)) = progress else {
+            panic!("the shape suspended its caller");
+        };
+        assert_eq!(result.unwrap_err(), want_http);
+        // Outside again, the top level's wording is back.
+        assert_eq!(bridge::outside_place(), "at a script's top level");
+    }
+
+    #[test]
+    fn shape_is_checked_when_the_scenario_compiles() {
+        let base = "user(\"U\", #{ tasks: [Fn(\"t\")] });\nfn t() { }\n";
+        let error = |source: String| {
+            Scenario::from_source(FILE, &source)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = error(format!("{base}fn shape() {{ () }}\n"));
+        assert_eq!(
+            e,
+            "shape.rhai:3:12: shape() takes 0 parameter(s); it must take one, the seconds since the run started: fn shape(elapsed) { ... }"
+        );
+        let e = error(format!("{base}fn shape(a, b) {{ () }}\n"));
+        assert!(
+            e.starts_with("shape.rhai:3:16: shape() takes 2 parameter(s)"),
+            "{e}"
+        );
+        let e = error(format!("{base}fn shape(t) {{ usres(t) }}\n"));
+        assert!(
+            e.starts_with("shape.rhai:3:15: unknown function usres()"),
+            "{e}"
+        );
+        let e =
+            error("user(\"U\", #{ tasks: [Fn(\"shape\")] });\nfn shape(t) { () }\n".to_string());
+        assert!(
+            e.starts_with("shape.rhai:1:1: shape() is the run's load shape")
+                && e.ends_with("it cannot be the task function of user type \"U\""),
+            "{e}"
+        );
+        let e = error(
+            "user(\"U\", #{ on_start: Fn(\"shape\"), tasks: [Fn(\"t\")] });\nfn t() { }\nfn shape(t) { () }\n"
+                .to_string(),
+        );
+        assert!(
+            e.ends_with("it cannot be the on_start function of user type \"U\""),
+            "{e}"
+        );
+        let none = Scenario::from_source(FILE, base).unwrap();
+        assert!(!none.has_shape());
+        assert!(none.shape().unwrap().is_none());
+        // A task may still call the shape as a plain function.
+        let calls = format!("{base}fn shape(t) {{ () }}\nfn u() {{ shape(1.0) }}\n");
+        assert!(Scenario::from_source(FILE, &calls).unwrap().has_shape());
+    }
+
+    #[test]
+    fn types_dropped_by_tags_are_ignored_in_per_type_maps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tags.rhai");
+        std::fs::write(
+            &path,
+            "user(\"A\", #{ tasks: [task(Fn(\"t\"), 1, [\"a\"])] });\n\
+             user(\"B\", #{ tasks: [task(Fn(\"t\"), 1, [\"b\"])] });\n\
+             fn t() { }\n\
+             fn shape(t) { #{ users: #{ A: 1, B: 2 }, spawn_rate: 1 } }\n",
+        )
+        .unwrap();
+        let tags = crate::TagFilter {
+            include: vec!["b".into()],
+            exclude: Vec::new(),
+        };
+        let scenario = Scenario::load_with_tags(&path, tags).unwrap();
+        let mut shape = scenario.shape().unwrap().unwrap();
+        assert_eq!(
+            shape.tick(0.0),
+            Ok(ShapeTick::TypedUsers {
+                users: vec![2],
+                spawn_rate: 1.0
+            })
+        );
+    }
+}
