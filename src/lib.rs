@@ -466,6 +466,12 @@ pub fn describe(scenario: &Scenario) -> String {
     if !thresholds.is_empty() {
         let _ = writeln!(out, "\nthresholds: {}", thresholds.join(", "));
     }
+    if scenario.has_shape() {
+        let _ = writeln!(
+            out,
+            "\nload: shape(elapsed) sets it every second (unless -u, --stages or --rate is given)"
+        );
+    }
     out
 }
 
