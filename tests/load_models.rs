@@ -20,6 +20,13 @@ user("U", #{ tasks: [Fn("hit")] });
 fn hit() { http::get("/"); }
 "#;
 
+/// A scenario whose one user type waits `wait` between GETs of `path`.
+fn hitting(wait: &str, path: &str) -> String {
+    format!(
+        "user(\"U\", #{{ wait: {wait}, tasks: [Fn(\"hit\")] }});\nfn hit() {{ http::get(\"{path}\"); }}\n"
+    )
+}
+
 fn url(target: &blast_target::Target) -> String {
     format!("http://{}", target.addr())
 }
@@ -219,13 +226,7 @@ fn a_stalling_target_shows_in_corrected_latency_and_drops() {
 fn paced_users_are_corrected_against_their_schedule() {
     let _one = exclusive();
     let scratch = Scratch::new();
-    let scenario = scratch.file(
-        "paced.rhai",
-        r#"
-user("P", #{ wait: constant_pacing(0.01), tasks: [Fn("hit")] });
-fn hit() { http::get("/"); }
-"#,
-    );
+    let scenario = scratch.file("paced.rhai", &hitting("constant_pacing(0.01)", "/"));
     let target = stalling_target();
     let (_, summary) = run_json(
         &scenario,
@@ -249,13 +250,7 @@ fn hit() { http::get("/"); }
 fn users_follow_the_stages() {
     let _one = exclusive();
     let scratch = Scratch::new();
-    let scenario = scratch.file(
-        "stages.rhai",
-        r#"
-user("U", #{ wait: constant(0.2), tasks: [Fn("hit")] });
-fn hit() { http::get("/"); }
-"#,
-    );
+    let scenario = scratch.file("stages.rhai", &hitting("constant(0.2)", "/"));
     let target = start_target(None);
     let prefix = scratch.path("stages");
     let (_, summary) = run_json(
@@ -344,13 +339,7 @@ fn shape(t) {
 fn iteration_limits_end_the_run_exactly() {
     let _one = exclusive();
     let scratch = Scratch::new();
-    let scenario = scratch.file(
-        "iterations.rhai",
-        r#"
-user("U", #{ wait: constant(0.01), tasks: [Fn("hit")] });
-fn hit() { http::get("/"); }
-"#,
-    );
+    let scenario = scratch.file("iterations.rhai", &hitting("constant(0.01)", "/"));
     for (args, want) in [
         (
             vec!["-u", "5", "-r", "100", "--iterations", "50", "--cores", "2"],
@@ -391,13 +380,7 @@ fn hit() { http::get("/"); }
 fn a_stop_condition_ends_the_run_early_with_exit_code_4() {
     let _one = exclusive();
     let scratch = Scratch::new();
-    let scenario = scratch.file(
-        "failing.rhai",
-        r#"
-user("U", #{ wait: constant(0.05), tasks: [Fn("hit")] });
-fn hit() { http::get("/status/500"); }
-"#,
-    );
+    let scenario = scratch.file("failing.rhai", &hitting("constant(0.05)", "/status/500"));
     let target = start_target(None);
     let prefix = scratch.path("failing");
     let (ran, summary) = run_json_code(
@@ -434,13 +417,7 @@ fn hit() { http::get("/status/500"); }
 fn reset_stats_forgets_the_ramp() {
     let _one = exclusive();
     let scratch = Scratch::new();
-    let scenario = scratch.file(
-        "reset.rhai",
-        r#"
-user("U", #{ wait: constant(0.05), tasks: [Fn("hit")] });
-fn hit() { http::get("/"); }
-"#,
-    );
+    let scenario = scratch.file("reset.rhai", &hitting("constant(0.05)", "/"));
     let target = start_target(None);
     let (ran, summary) = run_json(
         &scenario,
