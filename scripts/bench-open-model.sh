@@ -13,7 +13,8 @@
 # duration (when wrk is missing, it says so and uses blast's closed model,
 # -u 50 -r 1000, instead). Then `blast run --rate R/s --cores 1
 # --max-users 200` with benches/scenarios/hello.rhai (one GET per
-# iteration) steps R through 25, 50, 75, 90, 100 and 110% of that ceiling,
+# iteration) steps R through 5, 10, 25, 50, 75, 90, 100 and 110% of that
+# ceiling (--quick: 10, 50, 90, 110),
 # stops at the first rate not sustained (completed < 99% of R x duration,
 # or any dropped) and refines twice between the last sustained and the
 # first failed rate. Prints per rate: achieved/s, dropped, shard busy and
@@ -36,7 +37,7 @@ while [ $# -gt 0 ]; do
         --duration=*) duration=${1#*=} ;;
         --quick) quick=true ;;
         -h | --help)
-            sed -n '2,24s/^# \{0,1\}//p' "$0"
+            sed -n '2,25s/^# \{0,1\}//p' "$0"
             exit 0
             ;;
         *)
@@ -332,10 +333,12 @@ reference
 say "reference ceiling: $ref_rps requests/s ($ref_name)"
 
 if $quick; then
-    ladder=(50 90 110)
+    ladder=(10 50 90 110)
     refine=1
 else
-    ladder=(25 50 75 90 100 110)
+    # The low steps make sure some rate runs below saturation, where the
+    # lateness criterion is judged.
+    ladder=(5 10 25 50 75 90 100 110)
     refine=2
 fi
 best=0
