@@ -51,6 +51,8 @@ pub fn run_local(plan: &RunPlan, interrupted: Arc<AtomicBool>) -> Result<RunOutc
     let mut origins = vec![plan.host.clone()];
     origins.extend(plan.extra_hosts.iter().cloned());
     let driver = load::Driver::new(plan).map_err(RunError::Node)?;
+    let stop_on = stop_on::StopConditions::parse_all(&plan.stop_on)
+        .map_err(|e| RunError::Node(e.to_string()))?;
     let open = driver.is_open().then(|| OpenModel {
         max_users: plan.open.max_users.unwrap_or_else(|| {
             // Ten seconds' worth of arrivals at the highest rate; a shape's
@@ -86,7 +88,7 @@ pub fn run_local(plan: &RunPlan, interrupted: Arc<AtomicBool>) -> Result<RunOutc
             blast_engine::allowed_cpus().len()
         );
     }
-    run::run(plan, driver, Box::new(node), interrupted)
+    run::run(plan, driver, stop_on, Box::new(node), interrupted)
 }
 
 /// A seed for Poisson gaps when the run has none.

@@ -21,6 +21,9 @@ pub(crate) enum Command {
     Rate { rate: f64, over: Duration },
     /// The plan is over: end the run, for this reason.
     End(String),
+    /// The plan cannot go on (the shape failed): end the run, for this
+    /// reason.
+    Fail(String),
 }
 
 /// How a shape last set the load, to send only changes and to refuse a
@@ -238,7 +241,7 @@ impl Driver {
             let answer = match answer {
                 Ok(answer) => answer,
                 Err(e) => {
-                    commands.push(Command::End(format!("shape({second}) failed: {e}")));
+                    commands.push(Command::Fail(format!("shape({second}) failed: {e}")));
                     return commands;
                 }
             };
@@ -255,7 +258,7 @@ impl Driver {
             };
             let same_kind = std::mem::discriminant(&next) == std::mem::discriminant(&self.last);
             if self.last != Last::None && !same_kind {
-                commands.push(Command::End(format!(
+                commands.push(Command::Fail(format!(
                     "shape({second}) failed: it returned {} after {}; a shape keeps one form for the whole run",
                     describe(&next),
                     describe(&self.last)

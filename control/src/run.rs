@@ -17,7 +17,7 @@ use crate::html;
 use crate::load::{Command, Driver, Target};
 use crate::plan::RunPlan;
 use crate::stats::RunStats;
-use crate::stop_on::{StopCondition, StopConditions};
+use crate::stop_on::StopConditions;
 use crate::summary::Summary;
 use crate::threshold::{self, ThresholdResult};
 
@@ -137,20 +137,15 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Runs `plan` on `node`, printing the live table, until the plan is over
 /// (its duration, stages, shape or iterations), something stops it early,
 /// or `interrupted` is set; returns the summary. `driver` is the plan's
-/// load over time.
+/// load over time, `stop_on` its stop conditions.
 pub(crate) fn run(
     plan: &RunPlan,
     mut driver: Driver,
+    mut stop_on: StopConditions,
     mut node: Box<dyn NodeHandle>,
     interrupted: Arc<AtomicBool>,
 ) -> Result<RunOutcome, RunError> {
     let mut stats = RunStats::default();
-    let mut stop_on = StopConditions::new(
-        plan.stop_on
-            .iter()
-            .filter_map(|expr| StopCondition::parse(expr).ok())
-            .collect(),
-    );
     let mut reset_pending = plan.reset_stats;
     // Rates are over the time since the statistics began: the start, or the
     // reset.
@@ -199,21 +194,18 @@ pub(crate) fn run(
             stop = reason;
             break;
         }
-        let mut planned_end = None;
+        let mut end_of_plan = None;
         for command in driver.tick(now.duration_since(started)) {
             match command {
                 Command::Ramp { users, rate } => node.ramp_to(users, rate),
                 Command::RampTypes { users, rate } => node.ramp_types_to(&users, rate),
                 Command::Rate { rate, over } => node.set_rate(rate, over),
-                Command::End(reason) => planned_end = Some(reason),
+                Command::End(reason) => end_of_plan = Some(Stop::Planned(reason)),
+                Command::Fail(reason) => end_of_plan = Some(Stop::Other(reason)),
             }
         }
-        if let Some(reason) = planned_end {
-            stop = if reason.contains("failed") {
-                Stop::Other(reason)
-            } else {
-                Stop::Planned(reason)
-            };
+        if let Some(end) = end_of_plan {
+            stop = end;
             break;
         }
         if reset_pending && driver_target_reached(&driver, &stats, now.duration_since(started)) {

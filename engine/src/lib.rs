@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+mod drive;
 pub mod http;
 mod node;
 mod open;

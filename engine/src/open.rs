@@ -15,10 +15,11 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::drive::drive;
 use crate::http::HttpClient;
 use crate::runtime;
 use crate::schedule::Schedule;
-use crate::shard::{Shard, ShardSettings, drive, report_iterations_done};
+use crate::shard::{Shard, ShardSettings, report_iterations_done};
 use crate::user::{Outcome, VirtualUser, Work};
 
 /// A user waiting in the pool, with its connections and cookies.
