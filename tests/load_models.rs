@@ -75,15 +75,40 @@ fn two_shards_start_exactly_the_rate_evenly() {
         "{:#}",
         summary["iterations"]
     );
-    // Every whole second (the first and last are partial) within 5%.
+    // Every whole second (the first and last are partial) within 5%. On a
+    // busy 2-core machine a process (generator or target) can be descheduled
+    // for a few hundred milliseconds, moving that many requests across a
+    // second boundary: that is allowed once, and only when the schedule did
+    // not lose or double anything (the next second makes up the deficit) and
+    // the stall shows where the user would look for it, in the corrected
+    // latency (requests due during the stall are timed from when they were
+    // due).
     let seconds = &counts.per_second;
     assert!(seconds.len() >= 20, "{seconds:?}");
-    for (i, &n) in seconds[1..seconds.len() - 1].iter().enumerate() {
+    let whole = &seconds[1..seconds.len() - 1];
+    let max_ms = summary["total"]["max_ms"].as_f64().unwrap();
+    let mut stalls = 0;
+    let mut i = 0;
+    while i < whole.len() {
+        let n = whole[i];
+        if (950..=1050).contains(&n) {
+            i += 1;
+            continue;
+        }
+        let next = whole.get(i + 1).copied().unwrap_or(0);
+        let deficit = 1000u64.saturating_sub(n);
         assert!(
-            (950..=1050).contains(&n),
-            "second {} of the run saw {n} requests, not 1000 ± 5%: {seconds:?}",
+            stalls == 0
+                && n < 950
+                && (1980..=2020).contains(&(n + next))
+                && max_ms >= deficit as f64 / 2.0,
+            "second {} of the run saw {n} requests, not 1000 ± 5%, and is not one stall \
+             made up by the next second and shown in the corrected max ({max_ms} ms): \
+             {seconds:?}",
             i + 1
         );
+        stalls += 1;
+        i += 2;
     }
 }
 
