@@ -283,11 +283,15 @@ fn threshold_error(e: ThresholdError) -> anyhow::Error {
     anyhow::Error::msg(e.to_string())
 }
 
-/// The exit code of a finished run: 3 when a threshold failed (or stopped
+/// The exit code of a finished run: 1 when it could not go on (`shape()`
+/// failed, the node was lost), else 3 when a threshold failed (or stopped
 /// the run), else 4 when a stop condition or `stop_test()` stopped it
 /// early, else `exit_code_on_error` when a request failed, else 0.
 pub fn exit_code(outcome: &RunOutcome, exit_code_on_error: Option<u8>) -> i32 {
     let summary = &outcome.summary;
+    if outcome.failed.is_some() {
+        return EXIT_SETUP;
+    }
     if outcome.threshold_abort.is_some() || summary.thresholds.iter().any(|t| !t.passed) {
         return EXIT_THRESHOLD;
     }
@@ -325,7 +329,9 @@ fn execute(plan: &RunPlan, exit_code_on_error: Option<u8>) -> anyhow::Result<i32
         print!("{}", threshold::report_text(&summary.thresholds));
     }
     let code = exit_code(&outcome, exit_code_on_error);
-    if code == EXIT_THRESHOLD {
+    if let Some(reason) = &outcome.failed {
+        eprintln!("error: the run failed ({reason}): exit code {EXIT_SETUP}");
+    } else if code == EXIT_THRESHOLD {
         eprintln!("blast: a threshold failed: exit code {EXIT_THRESHOLD}");
     } else if code == EXIT_STOPPED_EARLY {
         eprintln!(

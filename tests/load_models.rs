@@ -360,6 +360,38 @@ fn shape(t) {
 }
 
 #[test]
+fn a_shape_that_fails_mid_run_ends_it_with_exit_code_1_and_its_outputs() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "shape.rhai",
+        r#"
+user("U", #{ wait: constant(0.2), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+fn shape(t) {
+    if t < 2.0 { #{ users: 2, spawn_rate: 100 } }
+    else { throw "no plan past 2 s"; }
+}
+"#,
+    );
+    let target = start_target(None);
+    let (ran, summary) = run_json_code(&scenario, &url(&target), &["--cores", "1"], 1);
+    target.stop();
+    let reason = summary["stop_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("shape(") && reason.contains("no plan past 2 s"),
+        "{reason}"
+    );
+    assert!(reason.contains("shape.rhai:6:"), "{reason}");
+    assert!(summary["total"]["requests"].as_u64().unwrap() > 0);
+    assert!(
+        ran.stderr.contains("the run failed") && ran.stderr.contains("exit code 1"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
 fn iteration_limits_end_the_run_exactly() {
     let _one = exclusive();
     let scratch = Scratch::new();

@@ -117,6 +117,10 @@ pub struct RunOutcome {
     pub state: RunState,
     /// The threshold that stopped the run (`--abort-on-fail`), if one did.
     pub threshold_abort: Option<ThresholdResult>,
+    /// Why the run could not go on as planned (the scenario's `shape()`
+    /// failed, the node was lost), if it could not; its outputs are still
+    /// written, and the exit code is 1.
+    pub failed: Option<String>,
 }
 
 /// Why a run ended.
@@ -125,9 +129,10 @@ enum Stop {
     Planned(String),
     /// Early: a stop condition or the script's `stop_test()`.
     Early(String),
-    /// A threshold failed with `--abort-on-fail`, Ctrl-C, or the node was
-    /// lost.
+    /// A threshold failed with `--abort-on-fail`, or Ctrl-C.
     Other(String),
+    /// The run could not go on: `shape()` failed or the node was lost.
+    Failed(String),
 }
 
 /// How long stopping may take beyond the stop timeout before the run gives
@@ -201,7 +206,7 @@ pub(crate) fn run(
                 Command::RampTypes { users, rate } => node.ramp_types_to(&users, rate),
                 Command::Rate { rate, over } => node.set_rate(rate, over),
                 Command::End(reason) => end_of_plan = Some(Stop::Planned(reason)),
-                Command::Fail(reason) => end_of_plan = Some(Stop::Other(reason)),
+                Command::Fail(reason) => end_of_plan = Some(Stop::Failed(reason)),
             }
         }
         if let Some(end) = end_of_plan {
@@ -301,7 +306,7 @@ pub(crate) fn run(
             }
             Err(flume::RecvTimeoutError::Timeout) => {}
             Err(flume::RecvTimeoutError::Disconnected) => {
-                stop = Stop::Other("node lost".into());
+                stop = Stop::Failed("node lost".into());
                 break;
             }
         }
@@ -309,9 +314,10 @@ pub(crate) fn run(
     if terminal && live {
         eprintln!();
     }
-    let (stop_reason, stopped_early) = match stop {
-        Stop::Planned(reason) | Stop::Other(reason) => (reason, false),
-        Stop::Early(reason) => (reason, true),
+    let (stop_reason, stopped_early, failed) = match stop {
+        Stop::Planned(reason) | Stop::Other(reason) => (reason, false, false),
+        Stop::Early(reason) => (reason, true, false),
+        Stop::Failed(reason) => (reason, false, true),
     };
     if !quiet {
         eprintln!("Stopping ({stop_reason}): waiting for requests in flight...");
@@ -380,10 +386,12 @@ pub(crate) fn run(
             reason: e.to_string(),
         })?;
     }
+    let failed = failed.then(|| summary.stop_reason.clone());
     Ok(RunOutcome {
         summary,
         state: RunState::Stopped,
         threshold_abort,
+        failed,
     })
 }
 
