@@ -284,7 +284,7 @@ fn threshold_error(e: ThresholdError) -> anyhow::Error {
 }
 
 /// The exit code of a finished run: 1 when it could not go on (`shape()`
-/// failed, the node was lost), else 3 when a threshold failed (or stopped
+/// or a shard failed, the node was lost), else 3 when a threshold failed (or stopped
 /// the run), else 4 when a stop condition or `stop_test()` stopped it
 /// early, else `exit_code_on_error` when a request failed, else 0.
 pub fn exit_code(outcome: &RunOutcome, exit_code_on_error: Option<u8>) -> i32 {

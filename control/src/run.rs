@@ -118,7 +118,7 @@ pub struct RunOutcome {
     /// The threshold that stopped the run (`--abort-on-fail`), if one did.
     pub threshold_abort: Option<ThresholdResult>,
     /// Why the run could not go on as planned (the scenario's `shape()`
-    /// failed, the node was lost), if it could not; its outputs are still
+    /// failed, a shard failed, the node was lost), if it could not; its outputs are still
     /// written, and the exit code is 1.
     pub failed: Option<String>,
 }
@@ -131,7 +131,8 @@ enum Stop {
     Early(String),
     /// A threshold failed with `--abort-on-fail`, or Ctrl-C.
     Other(String),
-    /// The run could not go on: `shape()` failed or the node was lost.
+    /// The run could not go on: `shape()` failed, a shard failed or the
+    /// node was lost.
     Failed(String),
 }
 
@@ -304,6 +305,10 @@ pub(crate) fn run(
             Ok(NodeEvent::IterationsDone) => {
                 requested.get_or_insert(Stop::Planned("iterations done".into()));
             }
+            Ok(NodeEvent::Failed(reason)) => {
+                stop = Stop::Failed(reason);
+                break;
+            }
             Err(flume::RecvTimeoutError::Timeout) => {}
             Err(flume::RecvTimeoutError::Disconnected) => {
                 stop = Stop::Failed("node lost".into());
@@ -314,10 +319,10 @@ pub(crate) fn run(
     if terminal && live {
         eprintln!();
     }
-    let (stop_reason, stopped_early, failed) = match stop {
-        Stop::Planned(reason) | Stop::Other(reason) => (reason, false, false),
-        Stop::Early(reason) => (reason, true, false),
-        Stop::Failed(reason) => (reason, false, true),
+    let (stop_reason, stopped_early, mut failed) = match stop {
+        Stop::Planned(reason) | Stop::Other(reason) => (reason, false, None),
+        Stop::Early(reason) => (reason, true, None),
+        Stop::Failed(reason) => (reason.clone(), false, Some(reason)),
     };
     if !quiet {
         eprintln!("Stopping ({stop_reason}): waiting for requests in flight...");
@@ -337,6 +342,10 @@ pub(crate) fn run(
             }
             Ok(NodeEvent::Warning(w)) => eprintln!("warning: {w}"),
             Ok(NodeEvent::StopRequested(_) | NodeEvent::IterationsDone) => {}
+            Ok(NodeEvent::Failed(reason)) => {
+                // While stopping: the stop reason stands, the run failed.
+                failed.get_or_insert(reason);
+            }
             Err(_) => {
                 eprintln!("warning: a node did not send its last report; totals may be short");
                 break;
@@ -386,7 +395,6 @@ pub(crate) fn run(
             reason: e.to_string(),
         })?;
     }
-    let failed = failed.then(|| summary.stop_reason.clone());
     Ok(RunOutcome {
         summary,
         state: RunState::Stopped,

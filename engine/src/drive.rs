@@ -187,11 +187,7 @@ async fn fetch(shard: &Shard, client: &mut HttpClient, request: &mut Request) ->
 /// shard (and every other user on it) survives.
 fn guarded(f: impl FnOnce() -> Step) -> Step {
     std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "panic".to_string());
+        let message = crate::runtime::panic_message(panic.as_ref());
         Step::Done(Outcome::Failed(crate::user::ScriptError {
             message: format!("internal error: {message}"),
             location: String::new(),

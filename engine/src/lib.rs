@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+mod aggregate;
 mod drive;
 pub mod http;
 mod node;

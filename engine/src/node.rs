@@ -2,13 +2,13 @@
 //! deltas into one delta per report interval for whoever runs the node (the
 //! controller, in-process or over the network).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use blast_proto::StatsDelta;
 
+use crate::aggregate::Aggregator;
 use crate::http::{Limits, Origin, tls_config};
 use crate::runtime;
 use crate::shard::{
@@ -98,6 +98,12 @@ pub enum NodeEvent {
     /// The iteration limit was reached: every iteration ran (or, in the
     /// open model, was dropped).
     IterationsDone,
+    /// A shard failed (its thread panicked outside user code: a bug in
+    /// blast). The other shards go on and still finish when stopped, but
+    /// the run's figures miss that shard's latest requests and its share of
+    /// the load: whoever runs the node should stop it and say the run
+    /// failed.
+    Failed(String),
 }
 
 /// The shards of this process.
@@ -163,9 +169,19 @@ impl LocalNode {
             } else {
                 None
             };
-            let thread = runtime::start_shard(format!("blast-shard-{index}"), cpu, move || {
-                run_shard(index, settings, command_rx, reports)
-            })
+            let failures = report_tx.clone();
+            let on_panic = move |reason| {
+                let _ = failures.send(ShardReport::Failed {
+                    shard: index,
+                    reason,
+                });
+            };
+            let thread = runtime::start_shard(
+                format!("blast-shard-{index}"),
+                cpu,
+                move || run_shard(index, settings, command_rx, reports),
+                on_panic,
+            )
             .map_err(|e| NodeError::Shard {
                 shard: index,
                 reason: e.to_string(),
@@ -357,273 +373,6 @@ impl LocalNode {
     }
 }
 
-/// Merges shard deltas into one node delta per interval and sequences the
-/// end of a run (see [`Aggregator::run`]).
-struct Aggregator {
-    shards: usize,
-    interval: Duration,
-    /// Whether an iteration limit is per user (every shard must be done).
-    per_user: bool,
-    commands: Vec<flume::Sender<ShardCommand>>,
-    events: flume::Sender<NodeEvent>,
-    hook_results: flume::Sender<Result<Option<String>, String>>,
-}
-
-/// Shard deltas with one number, merged, waiting for the rest.
-struct Bucket {
-    delta: StatsDelta,
-    /// When its first delta came: a shard that is later than two intervals
-    /// behind it does not hold the others back.
-    since: Instant,
-}
-
-impl Aggregator {
-    /// Shards cut their deltas on the node's clock, so every shard's delta
-    /// number `n` covers the same second: the merged delta `n` goes out
-    /// once each running shard's has come (or two intervals after the
-    /// first, if one is late; its delta then joins the next). After every
-    /// shard's last delta, it sends the last merged one and ends. It also
-    /// sequences the end of a run: once every shard's users stopped, the
-    /// stop hook runs on shard 0, then every shard is told to finish.
-    fn run(self, reports: flume::Receiver<ShardReport>) {
-        let shards = self.shards;
-        let mut buckets: BTreeMap<u64, Bucket> = BTreeMap::new();
-        // Per shard: the number of its next delta.
-        let mut next_seq = vec![0u64; shards];
-        let mut finished = vec![false; shards];
-        let mut users = vec![0u64; shards];
-        let mut busy = vec![0f64; shards];
-        // The number of the next merged delta to send.
-        let mut next_out = 0u64;
-        let mut seq = 0u64;
-        let mut stopped = 0;
-        let mut iterations_done = 0;
-        let emit = |delta: StatsDelta, users: &[u64], busy: &[f64], last: bool, seq: &mut u64| {
-            let mut delta = delta;
-            delta.source = 0;
-            delta.seq = *seq;
-            *seq += 1;
-            if delta.at_ms == 0 {
-                delta.at_ms = crate::stats::unix_ms();
-            }
-            delta.users = users.iter().sum();
-            delta.busy = busy.iter().copied().fold(0.0, f64::max);
-            delta.last = last;
-            self.events.send(NodeEvent::Delta(Box::new(delta))).is_ok()
-        };
-        loop {
-            let deadline = buckets.values().next().map_or_else(
-                || Instant::now() + Duration::from_secs(3600),
-                |b| b.since + self.interval * 2,
-            );
-            match reports.recv_deadline(deadline) {
-                Ok(ShardReport::Delta(delta)) => {
-                    let shard = delta.source as usize;
-                    if shard >= shards {
-                        continue;
-                    }
-                    if delta.seq != next_seq[shard] {
-                        let _ = self.events.send(NodeEvent::Warning(format!(
-                            "shard {shard}: delta {} arrived where {} was due; merged anyway, counts may be off",
-                            delta.seq, next_seq[shard]
-                        )));
-                    }
-                    next_seq[shard] = delta.seq + 1;
-                    if delta.last {
-                        finished[shard] = true;
-                    } else {
-                        users[shard] = delta.users;
-                        busy[shard] = delta.busy;
-                    }
-                    let bucket = buckets
-                        .entry(delta.seq.max(next_out))
-                        .or_insert_with(|| Bucket {
-                            delta: StatsDelta::default(),
-                            since: Instant::now(),
-                        });
-                    bucket.delta.merge(&delta);
-                    bucket.delta.at_ms = bucket.delta.at_ms.max(delta.at_ms);
-                    if finished.iter().all(|&f| f) {
-                        let mut last = StatsDelta::default();
-                        for bucket in std::mem::take(&mut buckets).into_values() {
-                            last.merge(&bucket.delta);
-                            last.at_ms = last.at_ms.max(bucket.delta.at_ms);
-                        }
-                        users.fill(0);
-                        emit(last, &users, &busy, true, &mut seq);
-                        return;
-                    }
-                    // Send every number all running shards have passed.
-                    while (0..shards).all(|s| finished[s] || next_seq[s] > next_out) {
-                        let delta = buckets
-                            .remove(&next_out)
-                            .map(|b| b.delta)
-                            .unwrap_or_default();
-                        next_out += 1;
-                        if !emit(delta, &users, &busy, false, &mut seq) {
-                            return;
-                        }
-                    }
-                }
-                Ok(ShardReport::Ready(..)) => {}
-                Ok(ShardReport::UsersStopped) => {
-                    stopped += 1;
-                    if stopped == shards {
-                        let _ = self.commands[0].send(ShardCommand::RunHook(TestHook::Stop));
-                    }
-                }
-                Ok(ShardReport::HookDone(TestHook::Start, result)) => {
-                    let _ = self.hook_results.send(result);
-                }
-                Ok(ShardReport::HookDone(TestHook::Stop, result)) => {
-                    if let Err(e) = result {
-                        let _ = self
-                            .events
-                            .send(NodeEvent::Warning(format!("on_test_stop failed: {e}")));
-                    }
-                    for tx in &self.commands {
-                        let _ = tx.send(ShardCommand::Finish);
-                    }
-                }
-                Ok(ShardReport::StopTest(reason)) => {
-                    let _ = self.events.send(NodeEvent::StopRequested(reason));
-                }
-                Ok(ShardReport::IterationsDone) => {
-                    iterations_done += 1;
-                    if iterations_done == if self.per_user { shards } else { 1 } {
-                        let _ = self.events.send(NodeEvent::IterationsDone);
-                    }
-                }
-                Err(flume::RecvTimeoutError::Timeout) => {
-                    // A shard is late: send what came, its delta joins the
-                    // next one.
-                    if let Some((&n, _)) = buckets.iter().next() {
-                        let bucket = buckets.remove(&n).map(|b| b.delta).unwrap_or_default();
-                        next_out = n + 1;
-                        if !emit(bucket, &users, &busy, false, &mut seq) {
-                            return;
-                        }
-                    }
-                }
-                Err(flume::RecvTimeoutError::Disconnected) => {
-                    // Every shard is gone; some without a last delta.
-                    let lost: Vec<String> = finished
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, f)| !**f)
-                        .map(|(i, _)| i.to_string())
-                        .collect();
-                    if !lost.is_empty() {
-                        let _ = self.events.send(NodeEvent::Warning(format!(
-                            "shard(s) {} ended without their last report",
-                            lost.join(", ")
-                        )));
-                    }
-                    let mut last = StatsDelta::default();
-                    for bucket in std::mem::take(&mut buckets).into_values() {
-                        last.merge(&bucket.delta);
-                    }
-                    users.fill(0);
-                    emit(last, &users, &busy, true, &mut seq);
-                    return;
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use blast_proto::{EntryDelta, EntryKey, Method};
-
-    fn delta(shard: u32, seq: u64, requests: u64, last: bool) -> ShardReport {
-        let mut entry = EntryDelta::new(EntryKey {
-            method: Method::Get,
-            name: "/".into(),
-        });
-        for _ in 0..requests {
-            entry.record(100, 0, false);
-        }
-        ShardReport::Delta(Box::new(StatsDelta {
-            source: shard,
-            seq,
-            at_ms: 1000 * (seq + 1),
-            entries: vec![entry],
-            users: 1,
-            last,
-            ..StatsDelta::default()
-        }))
-    }
-
-    /// Feeds `reports` to an aggregator of `shards` shards and returns the
-    /// request counts of the merged deltas it sent, in order.
-    fn merged(shards: usize, reports: Vec<ShardReport>) -> Vec<(u64, bool)> {
-        let (report_tx, report_rx) = flume::unbounded();
-        let (event_tx, event_rx) = flume::unbounded();
-        let (hook_tx, _hook_rx) = flume::unbounded();
-        let aggregator = Aggregator {
-            shards,
-            interval: Duration::from_secs(3600),
-            per_user: false,
-            commands: Vec::new(),
-            events: event_tx,
-            hook_results: hook_tx,
-        };
-        for report in reports {
-            report_tx.send(report).unwrap();
-        }
-        drop(report_tx);
-        aggregator.run(report_rx);
-        event_rx
-            .try_iter()
-            .filter_map(|e| match e {
-                NodeEvent::Delta(d) => {
-                    Some((d.entries.iter().map(|e| e.requests).sum::<u64>(), d.last))
-                }
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn deltas_with_one_number_go_out_together() {
-        // Shard 1 runs a delta behind shard 0: each second still goes out
-        // as one delta holding both shards' counts for it.
-        let out = merged(
-            2,
-            vec![
-                delta(0, 0, 10, false),
-                delta(0, 1, 20, false),
-                delta(1, 0, 1, false),
-                delta(0, 2, 30, false),
-                delta(1, 1, 2, false),
-                delta(1, 2, 3, false),
-                delta(0, 3, 0, true),
-                delta(1, 3, 4, true),
-            ],
-        );
-        assert_eq!(out, [(11, false), (22, false), (33, false), (4, true)]);
-    }
-
-    #[test]
-    fn a_finished_shard_holds_nothing_back() {
-        let out = merged(
-            2,
-            vec![
-                delta(1, 0, 5, true),
-                delta(0, 0, 1, false),
-                delta(0, 1, 2, false),
-                delta(0, 2, 3, true),
-            ],
-        );
-        // Shard 1's last delta joins second 0; shard 0 goes on alone.
-        assert_eq!(out, [(6, false), (2, false), (3, true)]);
-    }
-
-    #[test]
-    fn a_lost_shard_still_ends_the_stream() {
-        let out = merged(2, vec![delta(0, 0, 7, false)]);
-        assert_eq!(out, [(7, true)]);
-    }
-}
+#[path = "node_tests.rs"]
+mod tests;

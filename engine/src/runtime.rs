@@ -2,9 +2,11 @@
 //! connect, and a stop signal. Everything else in the engine goes through
 //! here, so that a leaner io_uring backend can replace glommio later.
 
+use std::any::Any;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -42,11 +44,15 @@ pub fn allowed_cpus() -> Vec<usize> {
 }
 
 /// Starts a shard: a thread running one executor, pinned to `cpu` when given.
-/// `body` builds the shard's main future on that thread.
+/// `body` builds the shard's main future on that thread. When anything on
+/// the shard panics (a task's panic unwinds through the executor), the
+/// thread ends with an error and `on_panic` hears the panic's message, so
+/// the node can count the shard out rather than wait for it.
 pub(crate) fn start_shard<G, F, T>(
     name: String,
     cpu: Option<usize>,
     body: G,
+    on_panic: impl FnOnce(String) + Send + 'static,
 ) -> io::Result<std::thread::JoinHandle<io::Result<T>>>
 where
     G: FnOnce() -> F + Send + 'static,
@@ -68,8 +74,25 @@ where
                 .preempt_timer(PREEMPT_TIMER)
                 .make()
                 .map_err(|e| io::Error::other(format!("cannot start executor {name}: {e}")))?;
-            Ok(executor.run(body()))
+            match std::panic::catch_unwind(AssertUnwindSafe(|| executor.run(body()))) {
+                Ok(value) => Ok(value),
+                Err(panic) => {
+                    let message = panic_message(panic.as_ref());
+                    on_panic(message.clone());
+                    Err(io::Error::other(format!("panicked: {message}")))
+                }
+            }
         })
+}
+
+/// The message of a caught panic (a `String` or `&str` payload; anything
+/// else is just "panic").
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".to_string())
 }
 
 /// Spawns `future` on the current shard.
@@ -173,29 +196,59 @@ mod tests {
 
     #[test]
     fn a_shard_runs_timers_and_a_signal_wakes_every_waiter() {
-        let handle = start_shard("test-shard".into(), None, || async {
-            let signal = Signal::new();
-            let waiters: Vec<_> = (0..3)
-                .map(|_| {
-                    let s = signal.clone();
-                    spawn(async move { s.wait().await })
-                })
-                .collect();
-            sleep(Duration::from_millis(5)).await;
-            assert!(!signal.fired());
-            signal.fire();
-            for w in waiters {
-                w.await;
-            }
-            let timed_out =
-                with_timeout(Duration::from_millis(5), sleep(Duration::from_secs(60))).await;
-            (
-                signal.fired(),
-                timed_out.is_none(),
-                thread_cpu_time() > Duration::ZERO,
-            )
-        })
+        let handle = start_shard(
+            "test-shard".into(),
+            None,
+            || async {
+                let signal = Signal::new();
+                let waiters: Vec<_> = (0..3)
+                    .map(|_| {
+                        let s = signal.clone();
+                        spawn(async move { s.wait().await })
+                    })
+                    .collect();
+                sleep(Duration::from_millis(5)).await;
+                assert!(!signal.fired());
+                signal.fire();
+                for w in waiters {
+                    w.await;
+                }
+                let timed_out =
+                    with_timeout(Duration::from_millis(5), sleep(Duration::from_secs(60))).await;
+                (
+                    signal.fired(),
+                    timed_out.is_none(),
+                    thread_cpu_time() > Duration::ZERO,
+                )
+            },
+            |_| {},
+        )
         .unwrap();
         assert_eq!(handle.join().unwrap().unwrap(), (true, true, true));
+    }
+
+    #[test]
+    fn a_panicking_task_ends_its_shard_with_an_error_and_says_why() {
+        let (tx, rx) = flume::unbounded();
+        let handle = start_shard(
+            "test-shard".into(),
+            None,
+            || async {
+                let task = spawn(async {
+                    sleep(Duration::from_millis(1)).await;
+                    panic!("a bug on a shard");
+                });
+                task.await;
+                sleep(Duration::from_secs(3600)).await;
+            },
+            move |message| tx.send(message).unwrap(),
+        )
+        .unwrap();
+        let ended = handle.join().expect("the panic is caught on the thread");
+        assert!(
+            ended.unwrap_err().to_string().contains("a bug on a shard"),
+            "the thread's error names the panic"
+        );
+        assert_eq!(rx.try_recv().unwrap(), "a bug on a shard");
     }
 }

@@ -56,8 +56,8 @@ pub(crate) enum ShardReport {
     Ready(Result<(), String>),
     /// A stats delta.
     Delta(Box<StatsDelta>),
-    /// Every user of the shard has stopped.
-    UsersStopped,
+    /// Every user of this shard has stopped.
+    UsersStopped(usize),
     /// A run-wide hook ended: what it returned (JSON), or why it failed.
     HookDone(TestHook, Result<Option<String>, String>),
     /// A script asked for the run to stop.
@@ -65,6 +65,14 @@ pub(crate) enum ShardReport {
     /// The iteration limit is reached: in total (the shard that completed
     /// the last one says so) or, per user, for every user of this shard.
     IterationsDone,
+    /// The shard's thread panicked outside user code; nothing more comes
+    /// from it.
+    Failed {
+        /// Which shard.
+        shard: usize,
+        /// The panic's message.
+        reason: String,
+    },
 }
 
 /// Which users a ramp moves: the scenario's mix of types, or one type
@@ -255,7 +263,7 @@ pub(crate) async fn run_shard(
                 drop(arrivals.take());
                 stop_users(&shard, &hard_stop).await;
                 users_stopped = true;
-                let _ = reports.send(ShardReport::UsersStopped);
+                let _ = reports.send(ShardReport::UsersStopped(index));
             }
             ShardCommand::RunHook(hook) => {
                 let result = run_hook(&shard, hook).await;
