@@ -75,41 +75,100 @@ fn two_shards_start_exactly_the_rate_evenly() {
         "{:#}",
         summary["iterations"]
     );
-    // Every whole second (the first and last are partial) within 5%. On a
-    // busy 2-core machine a process (generator or target) can be descheduled
-    // for a few hundred milliseconds, moving that many requests across a
-    // second boundary: that is allowed once, and only when the schedule did
-    // not lose or double anything (the next second makes up the deficit) and
-    // the stall shows where the user would look for it, in the corrected
-    // latency (requests due during the stall are timed from when they were
-    // due).
+    // Every whole second (the first and last are partial) within 5%, but for
+    // stalls of the machine. On a busy 2-core machine a process (generator
+    // or target) can be descheduled for a few hundred milliseconds, moving
+    // that many requests into a later second. So a second may deviate only
+    // while the run is behind the schedule (never ahead of it), by no more
+    // than the stall shows where a user would look for it, in the corrected
+    // latency (requests due during a stall are timed from when they were
+    // due; at 1,000/s a stall of d ms leaves d requests behind), and at
+    // most twice in a run.
     let seconds = &counts.per_second;
     assert!(seconds.len() >= 20, "{seconds:?}");
-    let whole = &seconds[1..seconds.len() - 1];
     let max_ms = summary["total"]["max_ms"].as_f64().unwrap();
-    let mut stalls = 0;
-    let mut i = 0;
-    while i < whole.len() {
-        let n = whole[i];
-        if (950..=1050).contains(&n) {
-            i += 1;
-            continue;
-        }
-        let next = whole.get(i + 1).copied().unwrap_or(0);
-        let deficit = 1000u64.saturating_sub(n);
-        assert!(
-            stalls == 0
-                && n < 950
-                && (1980..=2020).contains(&(n + next))
-                && max_ms >= deficit as f64 / 2.0,
-            "second {} of the run saw {n} requests, not 1000 ± 5%, and is not one stall \
-             made up by the next second and shown in the corrected max ({max_ms} ms): \
-             {seconds:?}",
-            i + 1
-        );
-        stalls += 1;
-        i += 2;
+    let mut whole = &seconds[1..seconds.len() - 1];
+    if whole[0] > 1050 && (whole[0] - 1000) as f64 <= max_ms + 50.0 {
+        // A stall late in the (partial) first second made up in this one.
+        whole = &whole[1..];
     }
+    assert!(
+        evenly_but_for_stalls(whole, 1000, max_ms),
+        "not 1000 ± 5% each second, but for stalls shown in the corrected max \
+         ({max_ms} ms): {seconds:?}"
+    );
+}
+
+/// Whether each of `seconds` counted `per_second` ± 5%, but for at most two
+/// stalls: stretches where the count fell behind the schedule by no more
+/// than `max_ms` allows and then caught up.
+fn evenly_but_for_stalls(seconds: &[u64], per_second: u64, max_ms: f64) -> bool {
+    let tolerance = per_second as f64 * 0.05;
+    let per_ms = per_second as f64 / 1000.0;
+    let mut behind = 0.0; // requests behind the schedule so far
+    let mut stalls = 0;
+    let mut in_stall = false;
+    for &n in seconds {
+        let was_behind = behind;
+        behind += per_second as f64 - n as f64;
+        let even = (n as f64 - per_second as f64).abs() <= tolerance;
+        if !even || behind.abs() > tolerance {
+            // Behind the schedule at this second's start or end, never
+            // ahead, and by no more than the longest stall explains.
+            let stalled = was_behind.max(behind) > tolerance
+                && behind >= -tolerance
+                && was_behind.max(behind) <= max_ms * per_ms + tolerance;
+            if !stalled {
+                return false;
+            }
+            if !in_stall {
+                stalls += 1;
+                in_stall = true;
+            }
+        }
+        if behind.abs() <= tolerance {
+            // Caught up: a stall is over.
+            in_stall = false;
+        }
+    }
+    stalls <= 2 && behind.abs() <= tolerance
+}
+
+#[test]
+fn evenness_allows_a_stall_that_is_made_up_and_shown() {
+    let even = [1000, 1001, 999, 1000];
+    assert!(evenly_but_for_stalls(&even, 1000, 5.0));
+    // 175 requests moved into the next second: a 175 ms stall.
+    let stall = [1000, 825, 1175, 1000];
+    assert!(evenly_but_for_stalls(&stall, 1000, 200.0));
+    assert!(!evenly_but_for_stalls(&stall, 1000, 20.0), "not shown");
+    // Caught up over two seconds.
+    assert!(evenly_but_for_stalls(
+        &[1000, 700, 1150, 1150, 1000],
+        1000,
+        320.0
+    ));
+    // Ahead of the schedule: no stall explains that.
+    assert!(!evenly_but_for_stalls(
+        &[1000, 1175, 825, 1000],
+        1000,
+        500.0
+    ));
+    // Lost for good.
+    assert!(!evenly_but_for_stalls(
+        &[1000, 825, 1000, 1000],
+        1000,
+        500.0
+    ));
+    // Uneven without falling behind.
+    assert!(!evenly_but_for_stalls(
+        &[1000, 1080, 920, 1000],
+        1000,
+        500.0
+    ));
+    // Three stalls.
+    let three = [900, 1100, 900, 1100, 900, 1100];
+    assert!(!evenly_but_for_stalls(&three, 1000, 500.0));
 }
 
 #[test]

@@ -45,6 +45,9 @@ pub(crate) struct Pool {
     backlog: VecDeque<Instant>,
     /// Users in the pool: starting, free or busy.
     users: u64,
+    /// Users still running their start hook: each will take an iteration
+    /// from the backlog (or be the free user ahead of need) when it is done.
+    starting: u64,
     /// Users made so far (for their run-wide indices).
     made: u64,
 }
@@ -75,6 +78,7 @@ impl Pool {
             free: Vec::new(),
             backlog: VecDeque::new(),
             users: 0,
+            starting: 0,
             made: 0,
         };
         if poisson {
@@ -141,7 +145,8 @@ fn dispatch(shard: &Rc<Shard>, due: Instant, now: Instant) {
     drop_expired(shard, now);
     let mut pool = shard.pool.borrow_mut();
     if let Some(idle) = pool.free.pop() {
-        let grow = pool.free.is_empty() && pool.users < pool.max;
+        // One user ahead of need is enough: none if one is starting.
+        let grow = pool.free.is_empty() && pool.starting == 0 && pool.users < pool.max;
         drop(pool);
         runtime::spawn(serve(shard.clone(), idle, Some(due))).detach();
         if grow {
@@ -150,8 +155,10 @@ fn dispatch(shard: &Rc<Shard>, due: Instant, now: Instant) {
         }
         return;
     }
-    let grow = pool.users < pool.max;
-    if !grow && pool.max_wait.is_zero() {
+    // A user is made for every waiting iteration that no starting user
+    // will take; while start hooks run, arrivals do not each make another.
+    let grow = pool.users < pool.max && pool.starting <= pool.backlog.len() as u64;
+    if pool.users >= pool.max && pool.max_wait.is_zero() {
         drop(pool);
         dropped(shard, 1);
         return;
@@ -194,6 +201,7 @@ fn make_user(shard: &Rc<Shard>) {
     let k = {
         let mut pool = shard.pool.borrow_mut();
         pool.users += 1;
+        pool.starting += 1;
         pool.made += 1;
         (pool.made - 1) * pool.shards + pool.index
     };
@@ -214,6 +222,7 @@ fn make_user(shard: &Rc<Shard>) {
             Duration::ZERO,
         )
         .await;
+        shard.pool.borrow_mut().starting -= 1;
         if matches!(outcome, Outcome::Completed | Outcome::Failed(_)) {
             serve(shard, idle, None).await;
         } else {
