@@ -15,6 +15,7 @@
 
 mod bridge;
 mod data;
+mod declare;
 mod discard;
 mod http_api;
 mod language;
@@ -22,7 +23,7 @@ mod scenario;
 mod shape;
 mod user;
 
+pub use declare::{GroupDef, TaskDef, TaskKind, UserType, WaitTime};
 pub use http_api::HttpResponse;
-pub use language::{GroupDef, TaskDef, TaskKind, UserType, WaitTime};
 pub use scenario::{Scenario, ScenarioError, TagFilter};
 pub use shape::{Shape, ShapeTick};

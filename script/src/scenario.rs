@@ -13,8 +13,9 @@ use blast_engine::{ScenarioBuilder, ShardScenario};
 use rhai::{AST, ASTNode, Engine, EvalAltResult, Expr, ParseError, Position, Scope, Stmt};
 
 use crate::data::Feeds;
+use crate::declare::{Declared, TaskDef, TaskKind, UserType};
 use crate::http_api::HttpContext;
-use crate::language::{Declared, EngineContext, TaskDef, TaskKind, UserType, new_engine};
+use crate::language::{EngineContext, new_engine};
 use crate::shape::{SHAPE_FUNCTION, Shape};
 use crate::user::ShardScript;
 

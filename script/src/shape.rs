@@ -9,7 +9,7 @@
 use rhai::{CallFnOptions, Dynamic, EvalAltResult, Map, Position, Scope};
 
 use crate::bridge::{self, MAX_CALL_LEVELS};
-use crate::language::UserType;
+use crate::declare::UserType;
 use crate::scenario::{Compiled, did_you_mean, innermost, location};
 use crate::user::{UserCtx, with_ctx};
 

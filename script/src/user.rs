@@ -12,7 +12,8 @@ use blast_engine::{
 use rhai::{CallFnOptions, Dynamic, EvalAltResult, Map, Scope};
 
 use crate::bridge::{self, Progress, StackPool};
-use crate::language::{GroupDef, STOP_USER, TaskDef, TaskKind, UserType, WaitTime};
+use crate::declare::{GroupDef, TaskDef, TaskKind, UserType, WaitTime};
+use crate::language::STOP_USER;
 use crate::scenario::{Compiled, innermost, location};
 
 /// The running user's own state that script functions reach: swapped into
