@@ -48,40 +48,15 @@ case "$duration" in
     '' | *[!0-9]* | 0) echo "bench-vs-wrk: --duration takes whole seconds > 0, not '$duration'" >&2; exit 2 ;;
 esac
 
-say() { echo "bench-vs-wrk: $*" >&2; }
-die() {
-    echo "bench-vs-wrk: error: $*" >&2
-    exit 1
-}
-
-# A relative CARGO_TARGET_DIR is the caller's, from the caller's directory.
-if [ -n "${CARGO_TARGET_DIR:-}" ] && [ "${CARGO_TARGET_DIR#/}" = "$CARGO_TARGET_DIR" ]; then
-    export CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR"
-fi
-root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+bench=bench-vs-wrk
+# shellcheck source=scripts/bench-common.sh
+. "$(dirname "$0")/bench-common.sh"
 
 # ---------------------------------------------------------------- tools ---
 
 say "installing what the benchmark needs (scripts/install-deps.sh --bench)"
 scripts/install-deps.sh --bench >&2 || die "scripts/install-deps.sh --bench failed"
-say "building blast (cargo build --release)"
-cargo build --release >&2 || die "cargo build --release failed"
-blast="${CARGO_TARGET_DIR:-$root/target}/release/blast"
-[ -x "$blast" ] || die "no blast binary at $blast after the build"
-
-# Like install-deps.sh: /usr/sbin may be missing from a non-root PATH.
-find_command() {
-    local dir dirs
-    IFS=: read -ra dirs <<<"$PATH"
-    for dir in "${dirs[@]}" /usr/sbin /sbin /usr/local/sbin; do
-        if [ -f "$dir/$1" ] && [ -x "$dir/$1" ]; then
-            echo "$dir/$1"
-            return 0
-        fi
-    done
-    return 1
-}
+build_blast
 need() { find_command "$1" || die "$1 is not installed (scripts/install-deps.sh --bench should have installed it)"; }
 nginx=$(need nginx)
 need taskset >/dev/null
@@ -93,171 +68,23 @@ else
     need strace >/dev/null
 fi
 
-# ----------------------------------------------------------------- CPUs ---
-
-# This process's CPUs, e.g. "0-3,6" -> "0 1 2 3 6".
-allowed_cpus() {
-    local list part
-    list=$(taskset -pc $$ | sed 's/.*: *//')
-    IFS=, read -ra parts <<<"$list"
-    for part in "${parts[@]}"; do
-        if [ "${part#*-}" != "$part" ]; then
-            seq "${part%-*}" "${part#*-}"
-        else
-            echo "$part"
-        fi
-    done
-}
-read -ra cpus <<<"$(allowed_cpus | tr '\n' ' ')"
-if [ ${#cpus[@]} -ge 2 ]; then
-    server_pin=(taskset -c "${cpus[0]}")
-    tool_pin=(taskset -c "${cpus[1]}")
-    placement="nginx on CPU ${cpus[0]}, the tool on CPU ${cpus[1]}"
-else
-    server_pin=()
-    tool_pin=()
-    placement="only 1 CPU: nginx and the tool share it, unpinned"
-    say "this machine has only 1 CPU: running unpinned, so the tool competes with nginx"
-fi
-
-# ---------------------------------------------------- descriptor limits ---
+pin_cpus nginx
 
 # An idle user holds a keep-alive connection: blast and nginx each need a
 # descriptor per user, plus some.
 if $idle; then
-    nofile=$((idle_users + 1024))
+    raise_nofile $((idle_users + 1024)) ": raise it (e.g. in /etc/security/limits.conf) or run as root"
 else
-    nofile=4096
-fi
-# Root may raise the hard limit too.
-if [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$nofile" ]; then
-    ulimit -Sn "$nofile" 2>/dev/null || ulimit -n "$nofile" 2>/dev/null ||
-        die "need $nofile open files, but the hard limit (ulimit -Hn) is $(ulimit -Hn): raise it (e.g. in /etc/security/limits.conf) or run as root"
+    raise_nofile 4096 ": raise it (e.g. in /etc/security/limits.conf) or run as root"
 fi
 
 # ---------------------------------------------------------------- nginx ---
 
-tmp=$(mktemp -d -t blast-bench.XXXXXX)
-nginx_pid=""
-tool_pid=""
-
-stop_nginx() {
-    [ -n "$nginx_pid" ] || return 0
-    local pid=$nginx_pid i workers
-    nginx_pid=""
-    kill -0 "$pid" 2>/dev/null || return 0
-    workers=$(pgrep -P "$pid" || true)
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    # Workers outlive a SIGKILLed master: kill them by pid too.
-    if kill -0 "$pid" 2>/dev/null; then
-        for i in $workers; do kill -KILL "$i" 2>/dev/null || true; done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local status=$?
-    if [ -n "$tool_pid" ] && kill -0 "$tool_pid" 2>/dev/null; then
-        kill -KILL "$tool_pid" 2>/dev/null || true
-    fi
-    stop_nginx
-    rm -rf "$tmp"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Without it, a root master runs its worker as `nobody`, who cannot read
-# the 0700 temp dir.
-user_line=""
-[ "$(id -u)" -eq 0 ] && user_line="user root;"
-
-write_nginx_conf() {
-    local port=$1 p=$tmp/nginx
-    cat >"$p/nginx.conf" <<EOF
-# Written by scripts/bench-vs-wrk.sh for one run; deleted with it.
-daemon off;
-master_process on;
-worker_processes 1;
-worker_rlimit_nofile $nofile;
-$user_line
-error_log "$p/error.log";
-pid "$p/nginx.pid";
-lock_file "$p/nginx.lock";
-
-events {
-    worker_connections $((nofile - 100));
-}
-
-http {
-    default_type text/plain;
-    log_format bench '\$request_method \$uri \$status';
-    # Buffered: a write per request would slow nginx for both tools alike,
-    # but it is not what is measured. Lines are counted once flushed.
-    access_log "$p/access.log" bench buffer=64k flush=1s;
-    client_body_temp_path "$p/client_body_temp";
-    proxy_temp_path "$p/proxy_temp";
-    fastcgi_temp_path "$p/fastcgi_temp";
-    uwsgi_temp_path "$p/uwsgi_temp";
-    scgi_temp_path "$p/scgi_temp";
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-
-    server {
-        listen 127.0.0.1:$port;
-        location / {
-            return 200 "hello\n";
-        }
-    }
-}
-EOF
-}
-
-# True when something accepts connections on 127.0.0.1:$1.
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-start_nginx() {
-    local attempt port i pid_in_file
-    mkdir -p "$tmp/nginx"
-    for attempt in 1 2 3 4 5; do
-        port=$((20000 + RANDOM % 40000))
-        listening "$port" && continue
-        write_nginx_conf "$port"
-        rm -f "$tmp/nginx/error.log" "$tmp/nginx/nginx.pid"
-        "${server_pin[@]}" "$nginx" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" \
-            -e "$tmp/nginx/error.log" </dev/null >"$tmp/nginx/stderr.log" 2>&1 &
-        nginx_pid=$!
-        # nginx writes its pid file once it has bound the port: a pid file
-        # naming our child means the port is ours.
-        for i in $(seq 100); do
-            if ! kill -0 "$nginx_pid" 2>/dev/null; then
-                break
-            fi
-            pid_in_file=$(cat "$tmp/nginx/nginx.pid" 2>/dev/null || true)
-            if [ "$pid_in_file" = "$nginx_pid" ] && listening "$port"; then
-                nginx_port=$port
-                return 0
-            fi
-            sleep 0.1
-        done
-        if kill -0 "$nginx_pid" 2>/dev/null; then
-            stop_nginx
-            die "nginx did not listen on 127.0.0.1:$port within 10 s: $(cat "$tmp/nginx/error.log" "$tmp/nginx/stderr.log" 2>/dev/null)"
-        fi
-        wait "$nginx_pid" 2>/dev/null || true
-        nginx_pid=""
-        if ! grep -q "Address already in use" "$tmp/nginx/error.log" "$tmp/nginx/stderr.log" 2>/dev/null; then
-            die "nginx failed to start: $(cat "$tmp/nginx/error.log" "$tmp/nginx/stderr.log" 2>/dev/null)"
-        fi
-    done
-    die "found no free port for nginx in 5 attempts"
-}
+bench_tmp
+# Buffered: a write per request would slow nginx for both tools alike, but
+# it is not what is measured. Lines are counted once flushed.
+nginx_logging="log_format bench '\$request_method \$uri \$status';
+    access_log \"$tmp/nginx/access.log\" bench buffer=64k flush=1s;"
 
 log_lines() { wc -l <"$tmp/nginx/access.log"; }
 
@@ -280,12 +107,6 @@ settled_lines() {
 
 # --------------------------------------------------------------- maths ---
 
-# div A B DIGITS: A/B, or "n/a" when B is 0 or either is missing.
-div() {
-    awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN {
-        if (a == "" || b == "" || a == "n/a" || b == "n/a" || b + 0 == 0) { print "n/a"; exit }
-        printf "%.*f\n", d, a / b }'
-}
 sum() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", a + b }'; }
 # per_request_us SECONDS REQUESTS: microseconds per request.
 per_request_us() { div "$(awk -v s="$1" 'BEGIN { print s * 1000000 }')" "$2" 2; }
@@ -297,8 +118,8 @@ per_request_us() { div "$(awk -v s="$1" 'BEGIN { print s * 1000000 }')" "$2" 2; 
 tool_cmd() {
     local tool=$1 secs=$2
     case "$tool" in
-        wrk) cmd=("$wrk" -t1 -c64 "-d${secs}s" "http://127.0.0.1:$nginx_port/") ;;
-        blast) cmd=("$blast" run -s benches/scenarios/hello.rhai -H "http://127.0.0.1:$nginx_port"
+        wrk) cmd=("$wrk" -t1 -c64 "-d${secs}s" "http://127.0.0.1:$server_port/") ;;
+        blast) cmd=("$blast" run -s benches/scenarios/hello.rhai -H "http://127.0.0.1:$server_port"
             -u 64 -r 1000 -t "${secs}s" --cores 1 --only-summary) ;;
     esac
 }
@@ -434,7 +255,8 @@ main_bench() {
     fi
 }
 
-declare -A cg_detail cg_failure strace_requests
+# Set empty: under `set -u`, ${#a[@]} of an array never assigned is unbound.
+declare -A cg_detail=() cg_failure=() strace_requests=()
 
 row() { printf '%-36s %14s %14s %10s\n' "$1" "$2" "$3" "$4"; }
 ratio_row() { row "$1" "$2" "$3" "$(div "$3" "$2" 2)"; }
@@ -516,7 +338,7 @@ idle_run() {
     local users=$1 before i rc=0 name="idle-$1"
     before=$(settled_lines)
     say "blast: $users idle users, 20 s run, memory sampled at 10 s"
-    "${tool_pin[@]}" "$blast" run -s benches/scenarios/idle.rhai -H "http://127.0.0.1:$nginx_port" \
+    "${tool_pin[@]}" "$blast" run -s benches/scenarios/idle.rhai -H "http://127.0.0.1:$server_port" \
         -u "$users" -r 10000 -t 20s --cores 1 --only-summary >"$tmp/$name.out" 2>"$tmp/$name.err" &
     tool_pid=$!
     sleep 10
@@ -528,7 +350,7 @@ idle_run() {
     }
     idle_rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$tool_pid/status")
     idle_hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$tool_pid/status")
-    idle_conns=$(ss -Htn state established "( dport = :$nginx_port )" | wc -l)
+    idle_conns=$(ss -Htn state established "( dport = :$server_port )" | wc -l)
     idle_requests=$(($(log_lines) - before))
     # -t 20s plus the stop: idle users wake and end at once.
     for i in $(seq 300); do
@@ -572,8 +394,8 @@ idle_bench() {
     echo "target <= 16 KiB per idle user: $verdict"
 }
 
-start_nginx
-say "nginx listening on 127.0.0.1:$nginx_port ($placement)"
+start_server
+say "nginx listening on 127.0.0.1:$server_port ($placement)"
 if $idle; then
     idle_bench
 else
