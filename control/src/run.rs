@@ -118,8 +118,8 @@ pub struct RunOutcome {
     /// The threshold that stopped the run (`--abort-on-fail`), if one did.
     pub threshold_abort: Option<ThresholdResult>,
     /// Why the run could not go on as planned (the scenario's `shape()`
-    /// failed, a shard failed, the node was lost), if it could not; its outputs are still
-    /// written, and the exit code is 1.
+    /// failed, a shard failed, the node was lost), if it could not; its
+    /// outputs are still written, and the exit code is 1.
     pub failed: Option<String>,
 }
 
