@@ -1,3 +1,7 @@
+# shellcheck shell=bash
+# Variables set here are read by the scripts that source this file.
+# shellcheck disable=SC2034
+#
 # What the benchmark scripts share; sourced (not run) by scripts/bench-*.sh
 # after `set -euo pipefail`, with $bench set to the script's name for its
 # messages. On sourcing it moves to the repository's root; the rest are
@@ -5,14 +9,17 @@
 #
 #   build_blast           cargo build --release; sets $blast
 #   find_command NAME     the path of NAME, /usr/sbin and /sbin included
-#   pin_cpus LABEL        sets server_pin, tool_pin (taskset prefixes) and
-#                         $placement, naming the target LABEL
+#   pin_cpus LABEL NAME   sets server_pin, tool_pin (taskset prefixes) and
+#                         $placement, naming the target LABEL there and
+#                         NAME ($server_name) in messages
 #   raise_nofile N HINT   the open-file limit to N, or die with HINT
-#   bench_tmp             a temp dir in $tmp, removed (with the server and
-#                         the tool stopped) on exit, Ctrl-C or TERM
+#   bench_tmp PREFIX      a temp dir PREFIX.XXXXXX in $tmp, removed (with the
+#                         server and the tool stopped) on exit, Ctrl-C or TERM
 #   start_server          nginx ($nginx set) or `blast target` on a free
 #                         port of 127.0.0.1, pinned; sets $server_port
 #   stop_server, listening PORT, div A B DIGITS
+
+bench=${bench:?set bench to the name of the script before sourcing bench-common.sh}
 
 say() { echo "$bench: $*" >&2; }
 die() {
@@ -25,7 +32,7 @@ if [ -n "${CARGO_TARGET_DIR:-}" ] && [ "${CARGO_TARGET_DIR#/}" = "$CARGO_TARGET_
     export CARGO_TARGET_DIR="$PWD/$CARGO_TARGET_DIR"
 fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 
 # ---------------------------------------------------------------- tools ---
 
@@ -65,10 +72,12 @@ allowed_cpus() {
     done
 }
 
-# pin_cpus LABEL: the target (called LABEL in messages) on the first CPU
-# of this process's affinity list, the load tool on the second.
+# pin_cpus LABEL NAME: the target on the first CPU of this process's
+# affinity list, the load tool on the second. The target is LABEL in
+# $placement, NAME ($server_name) in the messages here and start_server's.
 pin_cpus() {
     local label=$1 cpus
+    server_name=$2
     read -ra cpus <<<"$(allowed_cpus | tr '\n' ' ')"
     if [ ${#cpus[@]} -ge 2 ]; then
         server_pin=(taskset -c "${cpus[0]}")
@@ -78,7 +87,7 @@ pin_cpus() {
         server_pin=()
         tool_pin=()
         placement="only 1 CPU: $label and the tool share it, unpinned"
-        say "this machine has only 1 CPU: running unpinned, so the tool competes with $label"
+        say "this machine has only 1 CPU: running unpinned, so the tool competes with $server_name"
     fi
 }
 
@@ -99,8 +108,9 @@ raise_nofile() {
 server_pid=""
 tool_pid=""
 
+# bench_tmp PREFIX: a temp dir in $tmp; the traps that clean it up.
 bench_tmp() {
-    tmp=$(mktemp -d -t "$bench.XXXXXX")
+    tmp=$(mktemp -d -t "$1.XXXXXX")
     trap cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
@@ -220,14 +230,14 @@ start_server() {
         done
         if kill -0 "$server_pid" 2>/dev/null; then
             stop_server
-            die "the target did not listen on 127.0.0.1:$port within 10 s: $(cat "$tmp/nginx/error.log" "$tmp/server.err" 2>/dev/null)"
+            die "$server_name did not listen on 127.0.0.1:$port within 10 s: $(cat "$tmp/nginx/error.log" "$tmp/server.err" 2>/dev/null)"
         fi
         wait "$server_pid" 2>/dev/null || true
         server_pid=""
         grep -qi "address already in use" "$tmp/nginx/error.log" "$tmp/server.err" 2>/dev/null ||
-            die "the target failed to start: $(cat "$tmp/nginx/error.log" "$tmp/server.err" 2>/dev/null)"
+            die "$server_name failed to start: $(cat "$tmp/nginx/error.log" "$tmp/server.err" 2>/dev/null)"
     done
-    die "found no free port for the target in 5 attempts"
+    die "found no free port for $server_name in 5 attempts"
 }
 
 # --------------------------------------------------------------- maths ---

@@ -51,7 +51,7 @@ case "$duration" in
     '' | *[!0-9]* | 0) echo "bench-open-model: --duration takes whole seconds > 0, not '$duration'" >&2; exit 2 ;;
 esac
 
-bench=bench-open-model
+bench="bench-open-model"
 # shellcheck source=scripts/bench-common.sh
 . "$(dirname "$0")/bench-common.sh"
 
@@ -67,9 +67,9 @@ wrk=$(find_command wrk || true)
 [ -n "$wrk" ] || say "wrk is not installed (scripts/install-deps.sh --bench installs it): the reference is blast's closed model (-u 50 -r 1000) instead"
 [ -n "$nginx" ] || say "nginx is not installed: the target is blast's built-in one (blast target)"
 
-pin_cpus target
+pin_cpus target "the target"
 raise_nofile 4096
-bench_tmp
+bench_tmp blast-open
 
 # --------------------------------------------------------------- maths ---
 

@@ -48,7 +48,7 @@ case "$duration" in
     '' | *[!0-9]* | 0) echo "bench-vs-wrk: --duration takes whole seconds > 0, not '$duration'" >&2; exit 2 ;;
 esac
 
-bench=bench-vs-wrk
+bench="bench-vs-wrk"
 # shellcheck source=scripts/bench-common.sh
 . "$(dirname "$0")/bench-common.sh"
 
@@ -68,7 +68,7 @@ else
     need strace >/dev/null
 fi
 
-pin_cpus nginx
+pin_cpus nginx nginx
 
 # An idle user holds a keep-alive connection: blast and nginx each need a
 # descriptor per user, plus some.
@@ -80,7 +80,7 @@ fi
 
 # ---------------------------------------------------------------- nginx ---
 
-bench_tmp
+bench_tmp blast-bench
 # Buffered: a write per request would slow nginx for both tools alike, but
 # it is not what is measured. Lines are counted once flushed.
 nginx_logging="log_format bench '\$request_method \$uri \$status';
