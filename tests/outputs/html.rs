@@ -94,6 +94,25 @@ fn drawn(dom: &str) -> &str {
 }
 
 /// Asserts that each colour covers at least a line's worth of pixels.
+/// Takes a screenshot of `page`, `height` pixels tall, into `shot`, and
+/// asserts the page wrote nothing to its console (no error, no warning).
+fn screenshot_in_silence(chromium: &Path, profile: &Path, page: &Path, shot: &Path, height: u32) {
+    let (_, log) = run_chromium(
+        chromium,
+        profile,
+        page,
+        &[
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            &format!("--window-size=1280,{height}"),
+            &format!("--screenshot={}", shot.display()),
+        ],
+    );
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+}
+
 fn assert_lines_drawn(shot: &Path, colours: &[(&str, [u8; 3])]) {
     let counts = count_colours(shot, colours);
     for ((name, _), count) in colours.iter().zip(&counts) {
@@ -177,20 +196,7 @@ fn the_html_report_draws_its_charts_in_chromium() {
     // A screenshot, with the page's console on stderr: no console message
     // at all, and every chart's lines drawn in their colours.
     let shot = scratch.path("report.png");
-    let (_, log) = run_chromium(
-        &chromium,
-        &profile,
-        &report,
-        &[
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=5000",
-            "--window-size=1280,2400",
-            &format!("--screenshot={}", shot.display()),
-        ],
-    );
-    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
-    assert!(console.is_empty(), "console messages: {console:#?}");
+    screenshot_in_silence(&chromium, &profile, &report, &shot, 2400);
     let colours = [
         ("requests/s", [0x1f, 0x77, 0xb4]),
         ("failures/s", [0xd6, 0x27, 0x28]),
@@ -245,20 +251,7 @@ fn the_report_of_a_corrected_open_run_that_stopped_early_in_chromium() {
     assert!(main.contains(">open (arrival rate)<"), "{dom}");
 
     let shot = scratch.path("open.png");
-    let (_, log) = run_chromium(
-        &chromium,
-        &profile,
-        &report,
-        &[
-            "--enable-logging=stderr",
-            "--v=0",
-            "--virtual-time-budget=5000",
-            "--window-size=1280,3000",
-            &format!("--screenshot={}", shot.display()),
-        ],
-    );
-    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
-    assert!(console.is_empty(), "console messages: {console:#?}");
+    screenshot_in_silence(&chromium, &profile, &report, &shot, 3000);
     assert_lines_drawn(
         &shot,
         &[
