@@ -35,17 +35,24 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The scenario file (Rhai). Required.
-    #[arg(short = 's', long = "scenario", value_name = "FILE")]
+    #[arg(
+        short = 's',
+        visible_short_alias = 'f',
+        long = "scenario",
+        value_name = "FILE"
+    )]
     pub scenario: Option<PathBuf>,
     /// Host to load, e.g. http://127.0.0.1:8080 (a path prefix is
-    /// allowed). Required.
+    /// allowed). Required unless every user type sets its `host`.
     #[arg(short = 'H', long = "host", value_name = "URL")]
     pub host: Option<String>,
-    /// Number of users [default: 1, or what the scenario's shape() says].
-    #[arg(short = 'u', long = "users")]
+    /// Number of users, at least 1 [default: 1, or what the scenario's
+    /// shape() says].
+    #[arg(short = 'u', long = "users", value_name = "N", value_parser = whole_number::<u64>("users", "≥ 1"), allow_negative_numbers = true)]
     pub users: Option<u64>,
-    /// Users started (or stopped) per second, across all cores [default: 1].
-    #[arg(short = 'r', long = "spawn-rate")]
+    /// Users started (or stopped) per second, across all cores, more than 0
+    /// [default: 1].
+    #[arg(short = 'r', long = "spawn-rate", value_name = "R", value_parser = positive_number("users per second", "10 or 0.5"), allow_negative_numbers = true)]
     pub spawn_rate: Option<f64>,
     /// Ramp the users linearly to each stage's count over its duration:
     /// "30s:100,2m:100,30s:0". The run ends after the last stage.
@@ -54,7 +61,7 @@ pub struct RunArgs {
     /// Open model: start iterations (one task each, on a free user) at this
     /// rate however slowly the target answers: 500/s, 30/m. With
     /// --rate-stages, the rate to start from.
-    #[arg(long, value_name = "RATE", value_parser = parse_rate, conflicts_with_all = ["users", "spawn_rate"])]
+    #[arg(long, value_name = "RATE", value_parser = parse_rate, allow_hyphen_values = true, conflicts_with_all = ["users", "spawn_rate"])]
     pub rate: Option<f64>,
     /// Open model: ramp the arrival rate linearly to each stage's rate over
     /// its duration: "1m:100/s,5m:1000/s" (from --rate, default 0). The run
@@ -63,11 +70,11 @@ pub struct RunArgs {
     pub rate_stages: Option<String>,
     /// Open model: users the pool may grow to, across all cores [default:
     /// ten seconds' worth of arrivals at the highest rate, at least 100].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole_number::<u64>("users", "≥ 1"), allow_negative_numbers = true)]
     pub max_users: Option<u64>,
     /// Open model: how long an iteration may wait for a free user before it
     /// is dropped (and counted); 0 drops it at once.
-    #[arg(long, default_value = "1s", value_parser = parse_duration, value_name = "T")]
+    #[arg(long, default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true, value_name = "T")]
     pub max_wait: Duration,
     /// Open model: how arrivals are spaced.
     #[arg(long, value_enum, default_value_t = ArrivalsArg::Even)]
@@ -76,11 +83,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub reset_stats: bool,
     /// End the run after this many task iterations in total.
-    #[arg(long, value_name = "N", conflicts_with = "iterations_per_user")]
+    #[arg(long, value_name = "N", conflicts_with = "iterations_per_user", value_parser = whole_number::<u64>("iterations", "≥ 1"), allow_negative_numbers = true)]
     pub iterations: Option<u64>,
     /// End each user after this many task iterations; the run ends when
     /// every user has (closed model only).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = whole_number::<u64>("iterations", "≥ 1"), allow_negative_numbers = true)]
     pub iterations_per_user: Option<u64>,
     /// Stop the run early when this holds: "fail_ratio>0.05 for 10s",
     /// "p95>2s for 30s", "rps<10 for 5s", "dropped>0". Same metrics as
@@ -88,24 +95,25 @@ pub struct RunArgs {
     /// several separated by ';'). Exits with 4.
     #[arg(long = "stop-on", value_name = "EXPR", value_delimiter = ';')]
     pub stop_on: Vec<String>,
-    /// Run time, e.g. 30s, 5m, 1h30m (a bare number is seconds); until
-    /// Ctrl-C when not given.
-    #[arg(short = 't', long = "run-time", value_parser = parse_duration)]
+    /// Run time, more than 0: 30s, 5m, 1h30m (a bare number is seconds);
+    /// until Ctrl-C when not given.
+    #[arg(short = 't', long = "run-time", value_name = "T", value_parser = parse_duration, allow_hyphen_values = true)]
     pub run_time: Option<Duration>,
-    /// Shards, one per core; default: every core this process may use.
-    #[arg(long)]
+    /// Shards, one per core, at least 1; default: every core this process
+    /// may use.
+    #[arg(long, value_name = "N", value_parser = whole_number::<usize>("cores", "≥ 1"), allow_negative_numbers = true)]
     pub cores: Option<usize>,
-    /// Request timeout, connecting included.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    /// Request timeout, connecting included; more than 0.
+    #[arg(long, default_value = "60s", value_name = "T", value_parser = parse_duration, allow_hyphen_values = true)]
     pub timeout: Duration,
     /// How long stopping waits for requests in flight before cutting them.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_name = "T", value_parser = parse_duration, allow_hyphen_values = true)]
     pub stop_timeout: Duration,
     /// Accept any TLS certificate.
     #[arg(long)]
     pub insecure: bool,
     /// Seed for users' random choices, to repeat a run's choices.
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = whole_number::<u64>("seed", "≥ 0"), allow_negative_numbers = true)]
     pub seed: Option<u64>,
     #[command(flatten)]
     pub tags: TagArgs,
@@ -113,7 +121,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// How often the live table is printed.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_name = "T", value_parser = parse_duration, allow_hyphen_values = true)]
     pub print_interval: Duration,
     /// Print only the final summary.
     #[arg(long)]
@@ -144,11 +152,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub abort_on_fail: bool,
     /// How long after the start --abort-on-fail begins checking.
-    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "T")]
+    #[arg(long, default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true, value_name = "T")]
     pub threshold_delay: Duration,
     /// Exit with this code when any request failed (and every threshold
     /// passed).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = exit_code, allow_negative_numbers = true)]
     pub exit_code_on_error: Option<u8>,
     /// Read settings from this TOML file (default: blast.toml in the
     /// working directory, when there is one).
@@ -158,6 +166,39 @@ pub struct RunArgs {
     /// command line) as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Accepted for Locust's sake and ignored: `blast run` is always
+    /// headless.
+    #[arg(long)]
+    pub headless: bool,
+    /// Log lines shown (and written to --logfile): DEBUG, INFO (the
+    /// script's log() and print()), WARNING, ERROR or CRITICAL (none of
+    /// them); any case.
+    #[arg(long, short = 'L', value_enum, ignore_case = true, default_value_t = LogLevel::Info, value_name = "LEVEL")]
+    pub loglevel: LogLevel,
+    /// Append the log lines (the script's log() and print(), warnings) to
+    /// this file too, each with its time and level.
+    #[arg(long, value_name = "FILE")]
+    pub logfile: Option<PathBuf>,
+    /// Run only these user types (all when none is named); put them before
+    /// -T/-E or after `--`, which take every word up to the next flag.
+    #[arg(value_name = "USER_TYPE")]
+    pub user_types: Vec<String>,
+}
+
+/// Locust's log levels (`--loglevel`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "UPPER")]
+pub enum LogLevel {
+    /// Everything, Rhai's debug() included.
+    Debug,
+    /// The script's log() and print(), and what follows.
+    Info,
+    /// Warnings and errors.
+    Warning,
+    /// Errors only.
+    Error,
+    /// Nothing blast logs is critical: no log line at all.
+    Critical,
 }
 
 /// How open-model arrivals are spaced.
@@ -172,13 +213,13 @@ pub enum ArrivalsArg {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Run time.
-    #[arg(short = 't', long = "run-time", default_value = "15s", value_parser = parse_duration)]
+    #[arg(short = 't', long = "run-time", default_value = "15s", value_name = "T", value_parser = parse_duration, allow_hyphen_values = true)]
     pub run_time: Duration,
     /// Number of users.
-    #[arg(short = 'u', long = "users", default_value_t = 50)]
+    #[arg(short = 'u', long = "users", default_value_t = 50, value_name = "N", value_parser = whole_number::<u64>("users", "≥ 1"), allow_negative_numbers = true)]
     pub users: u64,
     /// Users started per second.
-    #[arg(short = 'r', long = "spawn-rate", default_value_t = 25.0)]
+    #[arg(short = 'r', long = "spawn-rate", default_value_t = 25.0, value_name = "R", value_parser = positive_number("users per second", "10 or 0.5"), allow_negative_numbers = true)]
     pub spawn_rate: f64,
     /// Write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -188,13 +229,13 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct TargetArgs {
     /// Port to listen on (0 picks a free one).
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, default_value_t = 8080, value_parser = whole_number::<u16>("the port", "from 0 to 65535"), allow_negative_numbers = true)]
     pub port: u16,
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: std::net::IpAddr,
     /// Server threads.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = whole_number::<usize>("threads", "≥ 1"), allow_negative_numbers = true)]
     pub threads: usize,
     /// Append `METHOD PATH STATUS` per request to this file.
     #[arg(long, value_name = "FILE")]
@@ -209,26 +250,132 @@ pub struct TargetArgs {
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The scenario file (Rhai).
-    #[arg(short = 's', long = "scenario", value_name = "FILE")]
+    #[arg(
+        short = 's',
+        visible_short_alias = 'f',
+        long = "scenario",
+        value_name = "FILE"
+    )]
     pub scenario: PathBuf,
     #[command(flatten)]
     pub tags: TagArgs,
+    /// Check only these user types (all when none is named).
+    #[arg(value_name = "USER_TYPE")]
+    pub user_types: Vec<String>,
 }
 
 /// `--tags` / `--exclude-tags`, for `run` and `check`.
 #[derive(Debug, Args)]
 pub struct TagArgs {
-    /// Only tasks with one of these tags (comma-separated or repeated).
-    #[arg(short = 'T', long = "tags", value_delimiter = ',', value_name = "TAG")]
+    /// Only tasks with one of these tags (separated by spaces or commas, or
+    /// repeated).
+    #[arg(short = 'T', long = "tags", value_delimiter = ',', num_args = 1.., value_name = "TAG")]
     pub tags: Vec<String>,
-    /// Leave out tasks with one of these tags (comma-separated or repeated).
+    /// Leave out tasks with one of these tags (separated by spaces or
+    /// commas, or repeated).
     #[arg(
         short = 'E',
         long = "exclude-tags",
         value_delimiter = ',',
+        num_args = 1..,
         value_name = "TAG"
     )]
     pub exclude_tags: Vec<String>,
+}
+
+/// A parser of whole numbers of `what` in `range` ("≥ 1": the caller checks
+/// the bounds the type does not), whose error says what is wanted: clap's
+/// own says only "invalid digit found in string".
+pub fn whole_number<T>(
+    what: &'static str,
+    range: &'static str,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+{
+    move |text: &str| {
+        let text = text.trim();
+        text.parse::<T>().map_err(|_| {
+            let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+            let why = if text.starts_with('-') {
+                "is negative"
+            } else if digits {
+                "is too large"
+            } else {
+                "is not a whole number"
+            };
+            format!("{text:?} {why}: {what} must be a whole number {range}")
+        })
+    }
+}
+
+/// A parser of numbers of `what` that must be more than 0 (the caller
+/// checks that), whose error says so, with an example.
+pub fn positive_number(
+    what: &'static str,
+    example: &'static str,
+) -> impl Fn(&str) -> Result<f64, String> + Clone + Send + Sync + 'static {
+    move |text: &str| {
+        let text = text.trim();
+        text.parse::<f64>().map_err(|_| {
+            format!("{text:?} is not a number: {what} must be a number more than 0, like {example}")
+        })
+    }
+}
+
+/// Parses an exit code, 0 to 255.
+pub fn exit_code(text: &str) -> Result<u8, String> {
+    let text = text.trim();
+    text.parse()
+        .map_err(|_| format!("{text:?} is not an exit code: give a whole number from 0 to 255"))
+}
+
+/// What to write instead of a host URL without a scheme (`127.0.0.1:8080`,
+/// `localhost:8080`, `example.com`), which the URL parser reads as a
+/// relative URL or a scheme `localhost`; `None` for one with a scheme.
+pub fn host_without_scheme(url: &str) -> Option<String> {
+    if url.contains("://") {
+        return None;
+    }
+    let bare = url.trim_start_matches('/');
+    let scheme = if bare
+        .split(['/', '?'])
+        .next()
+        .is_some_and(|a| a.ends_with(":443"))
+    {
+        "https"
+    } else {
+        "http"
+    };
+    Some(format!(
+        "a host URL starts with http:// or https://: write {scheme}://{bare}"
+    ))
+}
+
+/// `--html`'s file name with Locust's `{u}`, `{r}` and `{t}` replaced by
+/// the users, the spawn rate and the run time in seconds, each as a whole
+/// number (Locust's `int()`); one that is not set is left as it is.
+pub fn html_file_name(
+    path: &std::path::Path,
+    users: Option<u64>,
+    spawn_rate: Option<f64>,
+    run_time: Option<Duration>,
+) -> PathBuf {
+    let Some(text) = path.to_str() else {
+        return path.to_path_buf();
+    };
+    let mut name = text.to_string();
+    let values = [
+        ("{u}", users),
+        ("{r}", spawn_rate.map(|r| r.trunc() as u64)),
+        ("{t}", run_time.map(|t| t.as_secs())),
+    ];
+    for (tag, value) in values {
+        if let Some(value) = value {
+            name = name.replace(tag, &value.to_string());
+        }
+    }
+    PathBuf::from(name)
 }
 
 /// Parses `30s`, `5m`, `1h30m`, `250ms`, or a bare number of seconds.

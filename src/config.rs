@@ -24,7 +24,7 @@ use crate::cli::Cli;
 pub const DEFAULT_FILE: &str = "blast.toml";
 
 /// `run` arguments that have no environment variable and no file key.
-const NOT_SETTINGS: [&str; 4] = ["help", "version", "print_config", "config"];
+const NOT_SETTINGS: [&str; 5] = ["help", "version", "print_config", "config", "user_types"];
 
 /// What the command line asks for, once the file and environment are in.
 #[derive(Debug)]

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+mod logger;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -76,7 +77,9 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
         }
     };
     let result = match cli.command {
-        Command::Run(args) => run(*args),
+        Command::Run(args) => {
+            logger::configure(args.loglevel, args.logfile.as_deref()).and_then(|()| run(*args))
+        }
         Command::Demo(args) => demo(args),
         Command::Target(args) => target(args),
         Command::Check(args) => check(&args),
@@ -117,12 +120,17 @@ fn default_cores() -> usize {
     blast_engine::allowed_cpus().len().max(1)
 }
 
-fn load_scenario(path: &Path, tags: &cli::TagArgs) -> anyhow::Result<Scenario> {
+fn load_scenario(
+    path: &Path,
+    tags: &cli::TagArgs,
+    user_types: &[String],
+) -> anyhow::Result<Scenario> {
     Ok(Scenario::load_with_tags(
         path,
         TagFilter {
             include: tags.tags.clone(),
             exclude: tags.exclude_tags.clone(),
+            user_types: user_types.to_vec(),
         },
     )?)
 }
@@ -146,9 +154,6 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     };
     let Some(scenario_path) = args.scenario.clone() else {
         return Err(missing("scenario", "-s/--scenario FILE", "scenario").into());
-    };
-    let Some(host_url) = args.host.clone() else {
-        return Err(missing("host", "-H/--host URL", "host").into());
     };
     // Bad thresholds stop the run before anything else is done.
     threshold::thresholds_from(&[], &args.thresholds).map_err(threshold_error)?;
@@ -190,19 +195,31 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     if args.cores == Some(0) {
         bail!("--cores must be at least 1");
     }
+    if args.run_time.is_some_and(|t| t.is_zero()) {
+        bail!("--run-time must be more than 0: leave it out to run until Ctrl-C");
+    }
     if args.timeout.is_zero() {
         bail!("--timeout must be more than 0");
     }
     if args.print_interval < Duration::from_millis(100) {
         bail!("--print-interval must be at least 100ms");
     }
-    let scenario = load_scenario(&scenario_path, &args.tags)?;
+    let scenario = load_scenario(&scenario_path, &args.tags, &args.user_types)?;
+    let host_url = match args.host.clone() {
+        Some(url) => url,
+        None => host_of_every_type(&scenario).map_err(|without| {
+            UsageError(format!(
+                "{}, or a `host` to user type(s) {without}",
+                missing("host", "-H/--host URL", "host")
+            ))
+        })?,
+    };
     let thresholds = threshold::thresholds_from(scenario.thresholds(), &args.thresholds)
         .map_err(threshold_error)?;
     if args.abort_on_fail && thresholds.is_empty() {
         eprintln!("warning: --abort-on-fail without a threshold does nothing");
     }
-    let host = Origin::resolve(&host_url).with_context(|| format!("bad --host {host_url:?}"))?;
+    let host = resolve_host(&host_url)?;
     let explicit = args.users.is_some() || args.stages.is_some() || open_model;
     let load = if let Some(stages) = stages {
         Load::Stages(stages)
@@ -226,12 +243,16 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     {
         bail!("--max-users {max} is less than --cores {cores}: every core needs a user");
     }
+    let (users, spawn_rate) = (args.users.unwrap_or(1), args.spawn_rate.unwrap_or(1.0));
+    // Locust's {u} and {r} in --html: the users and spawn rate of -u/-r.
+    let users_load = matches!(load, Load::Users);
+    let spawn_rate_of_load = users_load.then_some(spawn_rate);
     let plan = RunPlan {
         extra_hosts: extra_hosts(&scenario)?,
         scenario,
         host,
-        users: args.users.unwrap_or(1),
-        spawn_rate: args.spawn_rate.unwrap_or(1.0),
+        users,
+        spawn_rate,
         load,
         open: OpenSettings {
             max_users: args.max_users,
@@ -265,7 +286,14 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         outputs: OutputOptions {
             csv: args.csv,
             csv_full_history: args.csv_full_history,
-            html: args.html,
+            html: args.html.map(|path| {
+                cli::html_file_name(
+                    &path,
+                    users_load.then_some(users),
+                    spawn_rate_of_load,
+                    args.run_time,
+                )
+            }),
             quiet: args.quiet,
         },
         thresholds: ThresholdOptions {
@@ -275,6 +303,31 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         },
     };
     execute(&plan, args.exit_code_on_error)
+}
+
+/// Resolves a host URL; one without a scheme gets the URL to write instead
+/// (`127.0.0.1:8080` parses as a relative URL or a scheme `localhost`).
+fn resolve_host(url: &str) -> anyhow::Result<Origin> {
+    if let Some(hint) = cli::host_without_scheme(url) {
+        bail!("bad --host {url:?}: {hint}");
+    }
+    Origin::resolve(url).with_context(|| format!("bad --host {url:?}"))
+}
+
+/// The host every user type names, when each names one (then `-H` may be
+/// left out: the run's host is the first type's, and no request goes to it
+/// that the type's own would not); else the types without one.
+fn host_of_every_type(scenario: &Scenario) -> Result<String, String> {
+    let without: Vec<&str> = scenario
+        .users()
+        .iter()
+        .filter(|u| u.host.is_none())
+        .map(|u| u.name.as_str())
+        .collect();
+    match scenario.users().first().and_then(|u| u.host.clone()) {
+        Some(host) if without.is_empty() => Ok(host),
+        _ => Err(without.join(", ")),
+    }
 }
 
 /// A threshold's error as a setup error (its message underlines the bad
@@ -416,7 +469,7 @@ fn target(args: TargetArgs) -> anyhow::Result<i32> {
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<i32> {
-    let scenario = load_scenario(&args.scenario, &args.tags)?;
+    let scenario = load_scenario(&args.scenario, &args.tags, &args.user_types)?;
     threshold::thresholds_from(scenario.thresholds(), &[]).map_err(threshold_error)?;
     print!("{}", describe(&scenario));
     Ok(EXIT_OK)

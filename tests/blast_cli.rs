@@ -163,3 +163,263 @@ pub fn assert_matches_schema(summary: &serde_json::Value) {
         errors.join("\n")
     );
 }
+
+/// A scenario with one user type of each kind, each on its own path.
+const THREE_TYPES: &str = "user(\"Shopper\", #{ weight: 3, wait: constant(0.02), tasks: [task(Fn(\"shop\"), 1, [\"buy\"])] });\n\
+user(\"Admin\", #{ fixed_count: 1, wait: constant(0.02), tasks: [task(Fn(\"admin\"), 1, [\"buy\"])] });\n\
+user(\"Bot\", #{ wait: constant(0.02), tasks: [task(Fn(\"bot\"), 1, [\"crawl\"])] });\n\
+fn shop() { http::get(\"/items\"); }\nfn admin() { http::get(\"/echo\"); }\nfn bot() { http::get(\"/status/200\"); }\n";
+
+/// The first `error:` line of a run.
+fn error_line(ran: &Ran) -> &str {
+    ran.stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line:\n{}", ran.stderr))
+}
+
+#[test]
+fn bad_numbers_and_durations_say_what_the_flag_takes() {
+    let scratch = Scratch::new();
+    let scenario = scratch.file("s.rhai", THREE_TYPES);
+    let s = scenario.to_str().unwrap();
+    // Negative numbers reach the parser in both spellings (clap took `-5`
+    // for a flag) and every message says what is wanted.
+    let cases: [(&[&str], &str); 12] = [
+        (&["-u", "-5"], "users must be a whole number ≥ 1"),
+        (&["--users=-5"], "users must be a whole number ≥ 1"),
+        (&["-u", "ten"], "users must be a whole number ≥ 1"),
+        (&["-r", "fast"], "must be a number more than 0"),
+        (&["--cores", "-1"], "cores must be a whole number ≥ 1"),
+        (
+            &["--iterations", "1.5"],
+            "iterations must be a whole number ≥ 1",
+        ),
+        (&["--max-users=-3"], "users must be a whole number ≥ 1"),
+        (&["--seed", "-1"], "seed must be a whole number ≥ 0"),
+        (&["--exit-code-on-error", "256"], "from 0 to 255"),
+        (&["-t", "-5"], "non-negative number of seconds"),
+        (&["-t", "-5s"], "not a duration like 30s"),
+        (&["--rate", "-5/s"], "must be a non-negative number"),
+    ];
+    for (flags, needle) in cases {
+        let mut args = vec!["run", "-s", s, "-H", "http://127.0.0.1:9"];
+        args.extend_from_slice(flags);
+        let ran = blast(&args);
+        assert_eq!(ran.code, 2, "{flags:?}: {}", ran.stderr);
+        let line = error_line(&ran);
+        assert!(line.contains(needle), "{flags:?}: {line}");
+        assert!(!line.contains("unexpected argument"), "{flags:?}: {line}");
+    }
+    // Values that parse but are out of range: a setup error, as before.
+    let cases: [(&[&str], &str); 4] = [
+        (&["-t", "0"], "--run-time must be more than 0"),
+        (&["--run-time=0s"], "--run-time must be more than 0"),
+        (&["-r", "-5"], "--spawn-rate must be a positive number"),
+        (&["-u", "0"], "--users must be at least 1"),
+    ];
+    for (flags, needle) in cases {
+        let mut args = vec!["run", "-s", s, "-H", "http://127.0.0.1:9"];
+        args.extend_from_slice(flags);
+        let ran = blast(&args);
+        assert_eq!(ran.code, 1, "{flags:?}: {}", ran.stderr);
+        assert!(
+            error_line(&ran).contains(needle),
+            "{flags:?}: {}",
+            ran.stderr
+        );
+    }
+    let ran = blast(&["target", "--port", "-1"]);
+    assert_eq!(ran.code, 2);
+    assert!(
+        error_line(&ran).contains("from 0 to 65535"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn a_host_without_a_scheme_gets_the_url_to_write() {
+    let scratch = Scratch::new();
+    let scenario = scratch.file("s.rhai", THREE_TYPES);
+    for (host, want) in [
+        ("127.0.0.1:8080", "write http://127.0.0.1:8080"),
+        ("localhost:8080", "write http://localhost:8080"),
+        ("example.com", "write http://example.com"),
+        ("example.com:443/api", "write https://example.com:443/api"),
+    ] {
+        let ran = blast(&["run", "-s", scenario.to_str().unwrap(), "-H", host]);
+        assert_eq!(ran.code, 1, "{host}: {}", ran.stderr);
+        let line = error_line(&ran);
+        assert!(line.contains(want), "{host}: {line}");
+        assert!(!line.contains("relative URL"), "{host}: {line}");
+    }
+}
+
+#[test]
+fn locust_spellings_are_accepted() {
+    let scratch = Scratch::new();
+    let scenario = scratch.file("s.rhai", THREE_TYPES);
+    let s = scenario.to_str().unwrap();
+    // -f for -s, --headless accepted, -T/-E with space-separated values.
+    let ran = blast(&[
+        "run",
+        "-f",
+        s,
+        "--headless",
+        "-T",
+        "buy",
+        "crawl",
+        "-E",
+        "x",
+        "y",
+        "--print-config",
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let printed: toml::Table = toml::from_str(&ran.stdout).unwrap();
+    assert_eq!(printed["scenario"].as_str(), Some(s));
+    assert_eq!(printed["headless"].as_bool(), Some(true));
+    let list = |key: &str| -> Vec<String> {
+        printed[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(list("tags"), ["buy", "crawl"]);
+    assert_eq!(list("exclude-tags"), ["x", "y"]);
+    // Commas and spaces mix.
+    let ran = blast(&["check", "-f", s, "-T", "buy,x", "crawl"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout.matches("\nuser ").count(), 3, "{}", ran.stdout);
+}
+
+#[test]
+fn user_types_named_on_the_command_line_are_the_only_ones() {
+    let scratch = Scratch::new();
+    let scenario = scratch.file("s.rhai", THREE_TYPES);
+    let s = scenario.to_str().unwrap();
+    let ran = blast(&["check", "-s", s, "Bot", "Admin"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("user Bot (weight 1, 100.0% of users"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("user Admin (fixed_count 1"),
+        "{}",
+        ran.stdout
+    );
+    assert!(!ran.stdout.contains("user Shopper"), "{}", ran.stdout);
+    // After -T's words, `--` ends them.
+    let ran = blast(&["check", "-s", s, "-T", "buy", "--", "Shopper"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout.matches("\nuser ").count(), 1, "{}", ran.stdout);
+    assert!(ran.stdout.contains("user Shopper"), "{}", ran.stdout);
+    let ran = blast(&["check", "-s", s, "Shopper", "Shoper"]);
+    assert_eq!(ran.code, 1);
+    assert!(
+        error_line(&ran).contains("no user type \"Shoper\"")
+            && error_line(&ran).contains("Shopper, Admin, Bot"),
+        "{}",
+        ran.stderr
+    );
+
+    // A run: only the chosen types send requests, with their fixed counts.
+    let _one = exclusive();
+    let target = start_target(None);
+    let url = format!("http://{}", target.addr());
+    let ran = blast(&[
+        "run",
+        "-s",
+        s,
+        "-H",
+        &url,
+        "-u",
+        "3",
+        "-r",
+        "100",
+        "--iterations",
+        "60",
+        "--cores",
+        "1",
+        "-q",
+        "Shopper",
+        "Admin",
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let counts = target.counts();
+    assert_eq!(counts.path("/status/200"), 0);
+    assert!(
+        counts.path("/echo") > 0 && counts.path("/items") > 0,
+        "{counts:?}"
+    );
+    assert_eq!(counts.total, 60);
+    // 2 Shoppers and 1 Admin take turns on one core: the Shoppers' share
+    // is about two thirds.
+    let shop = counts.path("/items") as f64 / 60.0;
+    assert!((0.4..0.9).contains(&shop), "{counts:?}");
+}
+
+#[test]
+fn the_host_may_come_from_every_user_type() {
+    let _one = exclusive();
+    let target = start_target(None);
+    let url = format!("http://{}", target.addr());
+    let scratch = Scratch::new();
+    let both = scratch.file(
+        "both.rhai",
+        &format!(
+            "user(\"A\", #{{ host: \"{url}\", wait: constant(0.02), tasks: [Fn(\"a\")] }});\nuser(\"B\", #{{ host: \"{url}/api\", wait: constant(0.02), tasks: [Fn(\"b\")] }});\nfn a() {{ http::get(\"/items\"); }}\nfn b() {{ http::get(\"/echo\"); }}\n"
+        ),
+    );
+    let ran = blast(&[
+        "run",
+        "-s",
+        both.to_str().unwrap(),
+        "-u",
+        "2",
+        "-r",
+        "100",
+        "--iterations",
+        "20",
+        "--cores",
+        "1",
+        "-q",
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let counts = target.counts();
+    assert_eq!(counts.total, 20, "{counts:?}");
+    assert!(
+        counts.path("/items") > 0 && counts.path("/api/echo") > 0,
+        "{counts:?}"
+    );
+
+    let partial = scratch.file(
+        "partial.rhai",
+        &format!(
+            "user(\"A\", #{{ host: \"{url}\", tasks: [Fn(\"a\")] }});\nuser(\"B\", #{{ tasks: [Fn(\"a\")] }});\nuser(\"C\", #{{ tasks: [Fn(\"a\")] }});\nfn a() {{ http::get(\"/items\"); }}\n"
+        ),
+    );
+    let ran = blast(&["run", "-s", partial.to_str().unwrap()]);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    let line = error_line(&ran);
+    assert!(
+        line.contains("no host") && line.contains("user type(s) B, C"),
+        "{line}"
+    );
+    // Choosing only the type with a host is enough.
+    let ran = blast(&[
+        "run",
+        "-s",
+        partial.to_str().unwrap(),
+        "--iterations",
+        "3",
+        "-q",
+        "A",
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(target.counts().total, 20 + 3);
+}

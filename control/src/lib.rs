@@ -82,8 +82,8 @@ pub fn run_local(plan: &RunPlan, interrupted: Arc<AtomicBool>) -> Result<RunOutc
     };
     let node = InProcessNode::start(config)?;
     if !node.pinned() {
-        eprintln!(
-            "warning: {} cores asked for, {} available: shards are not pinned to cores",
+        log::warn!(
+            "{} cores asked for, {} available: shards are not pinned to cores",
             plan.cores,
             blast_engine::allowed_cpus().len()
         );

@@ -259,11 +259,11 @@ pub(crate) fn run(
         match node.events().recv_deadline(deadline) {
             Ok(NodeEvent::Delta(delta)) => {
                 if let Some(w) = stats.merge(&delta) {
-                    eprintln!("warning: {w}");
+                    log::warn!("{w}");
                 }
                 if stats.just_saturated() {
-                    eprintln!(
-                        "warning: the load generator is over 90% busy: it, not the target, may be the bottleneck (use more --cores or nodes)"
+                    log::warn!(
+                        "the load generator is over 90% busy: it, not the target, may be the bottleneck (use more --cores or nodes)"
                     );
                 }
                 write_csv(&mut csv_report, |r| r.append_history(&stats, delta.at_ms));
@@ -298,7 +298,7 @@ pub(crate) fn run(
                     progress(plan, driver.target_users(), &stats, started.elapsed());
                 }
             }
-            Ok(NodeEvent::Warning(w)) => eprintln!("warning: {w}"),
+            Ok(NodeEvent::Warning(w)) => log::warn!("{w}"),
             Ok(NodeEvent::StopRequested(reason)) => {
                 requested.get_or_insert(Stop::Early(format!("stop_test: {reason}")));
             }
@@ -333,21 +333,21 @@ pub(crate) fn run(
         match node.events().recv_deadline(give_up) {
             Ok(NodeEvent::Delta(delta)) => {
                 if let Some(w) = stats.merge(&delta) {
-                    eprintln!("warning: {w}");
+                    log::warn!("{w}");
                 }
                 write_csv(&mut csv_report, |r| r.append_history(&stats, delta.at_ms));
                 if delta.last {
                     break;
                 }
             }
-            Ok(NodeEvent::Warning(w)) => eprintln!("warning: {w}"),
+            Ok(NodeEvent::Warning(w)) => log::warn!("{w}"),
             Ok(NodeEvent::StopRequested(_) | NodeEvent::IterationsDone) => {}
             Ok(NodeEvent::Failed(reason)) => {
                 // While stopping: the stop reason stands, the run failed.
                 failed.get_or_insert(reason);
             }
             Err(_) => {
-                eprintln!("warning: a node did not send its last report; totals may be short");
+                log::warn!("a node did not send its last report; totals may be short");
                 break;
             }
         }
@@ -356,7 +356,7 @@ pub(crate) fn run(
     let ended_ms = unix_ms();
     let pinned = node.pinned();
     for problem in node.finish() {
-        eprintln!("warning: {problem}");
+        log::warn!("{problem}");
     }
     let mut summary = Summary::build(
         plan,
@@ -421,7 +421,7 @@ fn write_csv(
     if let Some(r) = report.as_mut()
         && let Err(e) = write(r)
     {
-        eprintln!("warning: cannot write the CSV files ({e}); they stop here");
+        log::warn!("cannot write the CSV files ({e}); they stop here");
         *report = None;
     }
 }

@@ -102,8 +102,10 @@ pub(crate) fn new_engine(context: &EngineContext) -> Engine {
         }
         None
     });
-    engine.on_print(|text| eprintln!("{}", with_ctx(|c| c.label.clone()) + text));
-    engine.on_debug(|text, _, _| eprintln!("{}", with_ctx(|c| c.label.clone()) + text));
+    // Through the `log` facade: the binary shows them on stderr, and in
+    // its --logfile, at its --loglevel.
+    engine.on_print(|text| log::info!("{}", with_ctx(|c| c.label.clone()) + text));
+    engine.on_debug(|text, _, _| log::debug!("{}", with_ctx(|c| c.label.clone()) + text));
 
     register_declarations(&mut engine, context);
     register_waits(&mut engine);
@@ -289,7 +291,7 @@ fn register_utilities(engine: &mut Engine, context: &EngineContext) {
     });
     engine.register_fn("log", |value: Dynamic| {
         let label = with_ctx(|c| c.label.clone());
-        eprintln!("{label}{value}");
+        log::info!("{label}{value}");
     });
     engine.register_fn(
         "check",

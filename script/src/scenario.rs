@@ -138,18 +138,48 @@ pub(crate) struct CompileContext {
     pub(crate) tags: TagFilter,
 }
 
-/// `--tags` / `--exclude-tags`.
+/// `--tags` / `--exclude-tags`, and the user types named on the command
+/// line: what of the scenario runs.
 #[derive(Clone, Debug, Default)]
 pub struct TagFilter {
     /// Keep only tasks with one of these tags (all tasks when empty).
     pub include: Vec<String>,
     /// Drop tasks with one of these tags.
     pub exclude: Vec<String>,
+    /// Keep only these user types (all when empty), with their weights and
+    /// fixed counts (Locust's user classes on the command line).
+    pub user_types: Vec<String>,
 }
 
 impl TagFilter {
     fn is_empty(&self) -> bool {
         self.include.is_empty() && self.exclude.is_empty()
+    }
+
+    /// Keeps the user types named in `user_types`, returning the names of
+    /// the others; an unknown name is an error that lists the known ones.
+    fn keep_user_types(&self, users: &mut Vec<UserType>) -> Result<Vec<String>, String> {
+        if self.user_types.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(unknown) = self
+            .user_types
+            .iter()
+            .find(|name| !users.iter().any(|u| &u.name == *name))
+        {
+            let known: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+            return Err(format!(
+                "no user type {unknown:?} (named on the command line); the scenario's user types are {}",
+                known.join(", ")
+            ));
+        }
+        let dropped = users
+            .iter()
+            .filter(|u| !self.user_types.contains(&u.name))
+            .map(|u| u.name.clone())
+            .collect();
+        users.retain(|u| self.user_types.contains(&u.name));
+        Ok(dropped)
     }
 
     /// Filters `tasks` as Locust does: a task is kept when it (or a group it
@@ -457,7 +487,10 @@ pub(crate) fn compile(
     for user in &users {
         check_functions(file, &ast, user)?;
     }
-    let mut dropped_users = Vec::new();
+    let mut dropped_users = context
+        .tags
+        .keep_user_types(&mut users)
+        .map_err(|message| script_error(file, message, Position::NONE))?;
     if !context.tags.is_empty() {
         for user in &mut users {
             user.tasks = context.tags.apply(&user.tasks, false);

@@ -573,7 +573,7 @@ mod tests {
         .unwrap();
         let tags = crate::TagFilter {
             include: vec!["b".into()],
-            exclude: Vec::new(),
+            ..Default::default()
         };
         let scenario = Scenario::load_with_tags(&path, tags).unwrap();
         let mut shape = scenario.shape().unwrap().unwrap();
@@ -581,6 +581,20 @@ mod tests {
             shape.tick(0.0),
             Ok(ShapeTick::TypedUsers {
                 users: vec![2],
+                spawn_rate: 1.0
+            })
+        );
+        // So are the types left out by naming others on the command line.
+        let only_a = crate::TagFilter {
+            user_types: vec!["A".into()],
+            ..Default::default()
+        };
+        let scenario = Scenario::load_with_tags(&path, only_a).unwrap();
+        assert_eq!(scenario.users().len(), 1);
+        assert_eq!(
+            scenario.shape().unwrap().unwrap().tick(0.0),
+            Ok(ShapeTick::TypedUsers {
+                users: vec![1],
                 spawn_rate: 1.0
             })
         );
