@@ -486,6 +486,62 @@ mod tests {
     }
 
     #[test]
+    fn hosts_without_a_scheme_get_one() {
+        for (url, want) in [
+            ("127.0.0.1:8080", Some("write http://127.0.0.1:8080")),
+            (
+                "localhost:8080/api",
+                Some("write http://localhost:8080/api"),
+            ),
+            ("example.com", Some("write http://example.com")),
+            ("example.com:443", Some("write https://example.com:443")),
+            ("//example.com", Some("write http://example.com")),
+            ("http://127.0.0.1:8080", None),
+            ("https://example.com", None),
+        ] {
+            let hint = host_without_scheme(url);
+            assert_eq!(hint.is_some(), want.is_some(), "{url}");
+            if let (Some(hint), Some(want)) = (hint, want) {
+                assert!(hint.ends_with(want), "{url}: {hint}");
+            }
+        }
+    }
+
+    #[test]
+    fn html_file_names_take_locusts_tags() {
+        let name = |template: &str, u, r, t: Option<u64>| {
+            html_file_name(
+                std::path::Path::new(template),
+                u,
+                r,
+                t.map(Duration::from_secs),
+            )
+        };
+        assert_eq!(
+            name("out/r_{u}_{r}_{t}.html", Some(100), Some(10.0), Some(60)),
+            PathBuf::from("out/r_100_10_60.html")
+        );
+        // Locust's int(): 2.5 users/s and 90.5 s are 2 and 90.
+        assert_eq!(
+            html_file_name(
+                std::path::Path::new("{r}-{t}-{u}{u}"),
+                Some(5),
+                Some(2.5),
+                Some(Duration::from_millis(90_500))
+            ),
+            PathBuf::from("2-90-55")
+        );
+        assert_eq!(
+            name("r_{u}_{r}_{t}.html", None, None, None),
+            PathBuf::from("r_{u}_{r}_{t}.html")
+        );
+        assert_eq!(
+            name("static.html", Some(1), Some(1.0), Some(1)),
+            PathBuf::from("static.html")
+        );
+    }
+
+    #[test]
     fn durations_parse_like_locust() {
         assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));

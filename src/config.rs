@@ -438,6 +438,25 @@ mod tests {
     }
 
     #[test]
+    fn file_tags_leave_the_user_types_on_the_command_line_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("b.toml");
+        std::fs::write(&file, "tags = [\"a\", \"b\"]\nexclude-tags = \"c\"\n").unwrap();
+        let file = file.to_str().unwrap();
+        let Invocation::Command(cli) =
+            parse(&os(&["blast", "run", "--config", file, "Shopper", "Admin"])).unwrap()
+        else {
+            panic!("a command");
+        };
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("run");
+        };
+        assert_eq!(args.tags.tags, ["a", "b"]);
+        assert_eq!(args.tags.exclude_tags, ["c"]);
+        assert_eq!(args.user_types, ["Shopper", "Admin"]);
+    }
+
+    #[test]
     fn other_subcommands_parse_as_before() {
         match parse(&os(&["blast", "check", "-s", "x.rhai"])).unwrap() {
             Invocation::Command(cli) => {

@@ -181,7 +181,7 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         bail!("--max-users must be at least 1");
     }
     if !open_model && args.max_users.is_some() {
-        eprintln!("warning: --max-users applies to the open model (--rate, --rate-stages) only");
+        log::warn!("--max-users applies to the open model (--rate, --rate-stages) only");
     }
     if open_model && args.iterations_per_user.is_some() {
         return Err(UsageError(
@@ -217,7 +217,7 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     let thresholds = threshold::thresholds_from(scenario.thresholds(), &args.thresholds)
         .map_err(threshold_error)?;
     if args.abort_on_fail && thresholds.is_empty() {
-        eprintln!("warning: --abort-on-fail without a threshold does nothing");
+        log::warn!("--abort-on-fail without a threshold does nothing");
     }
     let host = resolve_host(&host_url)?;
     let explicit = args.users.is_some() || args.stages.is_some() || open_model;
@@ -234,7 +234,7 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
         Load::Users
     };
     if scenario.has_shape() && explicit {
-        eprintln!("warning: the scenario's shape() is not used: the command line sets the load");
+        log::warn!("the scenario's shape() is not used: the command line sets the load");
     }
     let cores = args.cores.unwrap_or_else(default_cores);
     if let Some(max) = args.max_users

@@ -423,3 +423,183 @@ fn the_host_may_come_from_every_user_type() {
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(target.counts().total, 20 + 3);
 }
+
+#[test]
+fn html_file_names_get_users_spawn_rate_and_run_time() {
+    let _one = exclusive();
+    let target = start_target(None);
+    let url = format!("http://{}", target.addr());
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "s.rhai",
+        "user(\"U\", #{ wait: constant(0.2), tasks: [Fn(\"t\")] });\nfn t() { http::get(\"/\"); }\n",
+    );
+    let template = scratch.path("report_{u}_{r}_{t}.html");
+    let ran = blast(&[
+        "run",
+        "-s",
+        scenario.to_str().unwrap(),
+        "-H",
+        &url,
+        "-u",
+        "3",
+        "-r",
+        "2.5",
+        "-t",
+        "1s",
+        "-q",
+        "--html",
+        template.to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    // Locust's whole numbers: 2.5 users/s is {r} = 2.
+    assert!(
+        scratch.path("report_3_2_1.html").is_file(),
+        "{:?}",
+        ls(&scratch)
+    );
+    // Only what is set is replaced: no -t, so {t} stays.
+    let ran = blast(&[
+        "run",
+        "-s",
+        scenario.to_str().unwrap(),
+        "-H",
+        &url,
+        "--iterations",
+        "2",
+        "-q",
+        "--html",
+        template.to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        scratch.path("report_1_1_{t}.html").is_file(),
+        "{:?}",
+        ls(&scratch)
+    );
+}
+
+/// The names of the files in a scratch directory.
+fn ls(scratch: &Scratch) -> Vec<String> {
+    std::fs::read_dir(scratch.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn log_lines_follow_loglevel_to_stderr_and_the_logfile() {
+    let _one = exclusive();
+    let target = start_target(None);
+    let url = format!("http://{}", target.addr());
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "s.rhai",
+        "user(\"U\", #{ tasks: [Fn(\"t\")] });\nfn t() { http::get(\"/\"); log(\"logged line\"); print(\"printed line\"); debug(\"debug line\"); }\n",
+    );
+    let run = |level: &str, logfile: &Path| {
+        let ran = blast(&[
+            "run",
+            "-s",
+            scenario.to_str().unwrap(),
+            "-H",
+            &url,
+            "--iterations",
+            "2",
+            "--cores",
+            "1",
+            "-q",
+            // Not the open model: a warning.
+            "--max-users",
+            "5",
+            "--loglevel",
+            level,
+            "--logfile",
+            logfile.to_str().unwrap(),
+        ]);
+        assert_eq!(ran.code, 0, "{level}: {}", ran.stderr);
+        let file = std::fs::read_to_string(logfile).unwrap();
+        (ran.stderr, file)
+    };
+    let (stderr, file) = run("info", &scratch.path("info.log"));
+    assert_eq!(stderr.matches("logged line").count(), 2, "{stderr}");
+    assert_eq!(stderr.matches("printed line").count(), 2, "{stderr}");
+    assert!(!stderr.contains("debug line"), "{stderr}");
+    assert!(stderr.contains("warning: --max-users applies"), "{stderr}");
+    let lines: Vec<&str> = file.lines().collect();
+    assert_eq!(lines.len(), 5, "{file}");
+    assert!(
+        lines[0].starts_with('[')
+            && lines[0].ends_with(
+                "] WARNING: --max-users applies to the open model (--rate, --rate-stages) only"
+            ),
+        "{file}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.ends_with("] INFO: [U#0] logged line"))
+            .count(),
+        2,
+        "{file}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.ends_with("] INFO: [U#0] printed line"))
+            .count(),
+        2,
+        "{file}"
+    );
+
+    let (stderr, file) = run("DEBUG", &scratch.path("debug.log"));
+    assert_eq!(stderr.matches("debug line").count(), 2, "{stderr}");
+    assert_eq!(file.matches("] DEBUG: ").count(), 2, "{file}");
+
+    let (stderr, file) = run("Warning", &scratch.path("warning.log"));
+    assert!(!stderr.contains(" line"), "{stderr}");
+    assert!(stderr.contains("warning: --max-users"), "{stderr}");
+    assert_eq!(file.lines().count(), 1, "{file}");
+
+    let (stderr, file) = run("CRITICAL", &scratch.path("critical.log"));
+    assert!(
+        !stderr.contains(" line") && !stderr.contains("warning"),
+        "{stderr}"
+    );
+    assert!(file.is_empty(), "{file}");
+
+    // The file is appended to, as Locust's.
+    let (_, file) = run("warning", &scratch.path("info.log"));
+    assert_eq!(file.lines().count(), 6, "{file}");
+
+    let ran = blast(&[
+        "run",
+        "-s",
+        scenario.to_str().unwrap(),
+        "-H",
+        &url,
+        "--loglevel",
+        "loud",
+    ]);
+    assert_eq!(ran.code, 2);
+    assert!(
+        ran.stderr.contains("DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        "{}",
+        ran.stderr
+    );
+    let ran = blast(&[
+        "run",
+        "-s",
+        scenario.to_str().unwrap(),
+        "-H",
+        &url,
+        "--logfile",
+        scratch.path("no/such/dir/x.log").to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 1);
+    assert!(
+        error_line(&ran).contains("cannot open --logfile"),
+        "{}",
+        ran.stderr
+    );
+}
