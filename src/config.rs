@@ -57,9 +57,12 @@ pub fn env_name(long: &str) -> String {
 }
 
 /// blast's command line, with a `BLAST_*` environment variable on every
-/// `run` flag.
+/// `run` flag (and the built-in target's endpoints in `target --help`).
 pub fn command() -> Command {
-    Cli::command().mut_subcommand("run", |run| {
+    let cli = Cli::command().mut_subcommand("target", |target| {
+        target.after_help(blast_target::endpoints_help())
+    });
+    cli.mut_subcommand("run", |run| {
         let settings: Vec<(String, String)> = run
             .get_arguments()
             .filter(|a| !NOT_SETTINGS.contains(&a.get_id().as_str()))

@@ -603,3 +603,18 @@ fn log_lines_follow_loglevel_to_stderr_and_the_logfile() {
         ran.stderr
     );
 }
+
+#[test]
+fn target_help_lists_the_endpoints() {
+    let ran = blast(&["target", "--help"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    for endpoint in blast_target::ENDPOINTS {
+        let line = ran
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{} ", endpoint.path)))
+            .unwrap_or_else(|| panic!("no {}: {}", endpoint.path, ran.stdout));
+        assert!(line.contains(endpoint.answer), "{line}");
+    }
+    assert!(ran.stdout.contains("the request as JSON"), "{}", ran.stdout);
+}

@@ -5,7 +5,7 @@
 //! suite ([`Target`], started in-process on a free port). Its endpoints
 //! (`/`, `/bytes/N`, `/delay/MS`, `/status/CODE`, `/login`, `/me`,
 //! `/logout`, `/items`, `/redirect/N`, `/echo`, and the uncounted `/_blast/counts` and
-//! `/_blast/reset`) are listed in `routes.rs`. Every request it answers is
+//! `/_blast/reset`) are listed in [`ENDPOINTS`] and answered in `routes.rs`. Every request it answers is
 //! counted by path, by method and by second of arrival ([`Counts`]), and
 //! optionally appended to an access log. A [`Stall`] makes the server pause
 //! now and then, for testing a load generator's coordinated-omission
@@ -20,6 +20,7 @@
 //! - `target`: the [`Target`] handle and [`serve_forever`];
 //! - `server`: binding, the runtime, the accept loop and shutdown;
 //! - `service`: one request, from hyper's body to a counted response;
+//! - `endpoints`: the documented list of paths ([`ENDPOINTS`]);
 //! - `routes`, `items`, `session`: what each path answers;
 //! - `reply`, `body`: response shapes and the response body type;
 //! - `counter`, `counts`, `access_log`: what was served, live and as a snapshot;
@@ -33,6 +34,7 @@ mod access_log;
 mod body;
 mod counter;
 mod counts;
+mod endpoints;
 mod error;
 mod items;
 mod options;
@@ -45,6 +47,7 @@ mod stall;
 mod target;
 
 pub use counts::Counts;
+pub use endpoints::{ENDPOINTS, Endpoint, endpoints_help};
 pub use error::TargetError;
 pub use options::TargetOptions;
 pub use stall::Stall;

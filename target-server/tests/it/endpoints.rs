@@ -177,6 +177,85 @@ fn echo_describes_the_request() {
 }
 
 #[test]
+fn echo_echoes_the_body() {
+    let target = start();
+    let mut client = Client::connect(target.addr());
+    let json = br#"{"name":"ann","tags":["a","b"]}"#;
+    let echo = client
+        .send(
+            "POST",
+            "/echo",
+            &[("Content-Type", "application/json")],
+            json,
+        )
+        .json();
+    assert_eq!(echo["body"], std::str::from_utf8(json).unwrap());
+    assert_eq!(echo["body_len"], json.len());
+    assert_eq!(echo["headers"]["content-type"], "application/json");
+    let form = client.send("PATCH", "/echo", &[], b"a=1&b=two").json();
+    assert_eq!(
+        (form["method"].as_str(), form["body"].as_str()),
+        (Some("PATCH"), Some("a=1&b=two"))
+    );
+    // Bytes that are not UTF-8 come back replaced; body_len counts them.
+    let binary = client.send("PUT", "/echo", &[], &[b'o', b'k', 0xff]).json();
+    assert_eq!(binary["body"], "ok\u{fffd}");
+    assert_eq!(binary["body_len"], 3);
+    assert_eq!(client.get("GET", "/echo").json()["body"], "");
+}
+
+#[test]
+fn every_documented_endpoint_answers_its_example() {
+    let target = start();
+    let mut client = Client::connect(target.addr());
+    let help = blast_target::endpoints_help();
+    for endpoint in blast_target::ENDPOINTS {
+        let (method, path, body, status) = endpoint.example;
+        let response = client.send(method, path, &[], body.as_bytes());
+        assert_eq!(
+            response.status, status,
+            "{} ({method} {path})",
+            endpoint.path
+        );
+        let prefix = endpoint
+            .path
+            .split(|c: char| c.is_ascii_uppercase())
+            .next()
+            .unwrap();
+        assert!(
+            path.starts_with(prefix),
+            "{}: example {path}",
+            endpoint.path
+        );
+        assert!(
+            help.contains(endpoint.path) && help.contains(endpoint.answer),
+            "{help}"
+        );
+    }
+    // And every path of the target is documented.
+    for path in [
+        "/",
+        "/bytes/N",
+        "/delay/MS",
+        "/status/CODE",
+        "/redirect/N",
+        "/echo",
+        "/login",
+        "/me",
+        "/logout",
+        "/items",
+        "/items/ID",
+        "/_blast/counts",
+        "/_blast/reset",
+    ] {
+        assert!(
+            blast_target::ENDPOINTS.iter().any(|e| e.path == path),
+            "{path}"
+        );
+    }
+}
+
+#[test]
 fn unknown_paths_are_404() {
     let target = start();
     let mut client = Client::connect(target.addr());
