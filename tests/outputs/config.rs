@@ -163,3 +163,36 @@ fn a_run_set_up_by_the_file_and_the_environment_alone() {
         summary["total"]["requests"].as_u64().unwrap()
     );
 }
+
+#[test]
+fn locust_habit_flags_come_from_the_file_and_the_environment_too() {
+    let scratch = Scratch::new();
+    std::fs::write(
+        scratch.path("blast.toml"),
+        "headless = true\nloglevel = \"warning\"\nlogfile = \"run.log\"\ntags = [\"a\", \"b\"]\n",
+    )
+    .unwrap();
+    let ran = blast_in(
+        scratch.dir.path(),
+        &[("BLAST_LOGLEVEL", "debug"), ("BLAST_EXCLUDE_TAGS", "c,d")],
+        &["run", "--print-config", "Shopper"],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let printed: toml::Table = toml::from_str(&ran.stdout).unwrap();
+    assert_eq!(printed["headless"].as_bool(), Some(true));
+    assert_eq!(printed["loglevel"].as_str(), Some("debug"), "env over file");
+    assert_eq!(printed["logfile"].as_str(), Some("run.log"));
+    assert_eq!(printed["tags"].as_array().unwrap().len(), 2);
+    assert_eq!(printed["exclude-tags"].as_array().unwrap().len(), 2);
+    // Positional user types are not settings.
+    assert!(!ran.stdout.contains("Shopper"), "{}", ran.stdout);
+    std::fs::write(scratch.path("blast.toml"), "loglevel = \"loud\"\n").unwrap();
+    let ran = blast_in(scratch.dir.path(), &[], &["run", "--print-config"]);
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.stderr
+            .starts_with("error: blast.toml:1: loglevel: invalid value 'loud'"),
+        "{}",
+        ran.stderr
+    );
+}
