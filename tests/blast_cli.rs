@@ -318,6 +318,15 @@ fn user_types_named_on_the_command_line_are_the_only_ones() {
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(ran.stdout.matches("\nuser ").count(), 1, "{}", ran.stdout);
     assert!(ran.stdout.contains("user Shopper"), "{}", ran.stdout);
+    // Before `--`, a user type lands among the tags: said, not run as a
+    // tag no task has.
+    let ran = blast(&["check", "-s", s, "-T", "buy", "Shopper"]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        error_line(&ran).contains("took \"Shopper\", a user type and no task's tag"),
+        "{}",
+        ran.stderr
+    );
     let ran = blast(&["check", "-s", s, "Shopper", "Shoper"]);
     assert_eq!(ran.code, 1);
     assert!(

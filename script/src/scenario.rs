@@ -156,6 +156,28 @@ impl TagFilter {
         self.include.is_empty() && self.exclude.is_empty()
     }
 
+    /// Refuses a tag that is no task's but a user type's name: `-T a b
+    /// Shopper` takes every word up to the next flag as a tag (as Locust's
+    /// does), so a user type meant to be run alone lands there.
+    fn check_words(&self, users: &[UserType]) -> Result<(), String> {
+        fn has_tag(tasks: &[TaskDef], tag: &str) -> bool {
+            tasks.iter().any(|t| {
+                t.tags.iter().any(|x| x == tag)
+                    || matches!(&t.kind, TaskKind::Group(g) if has_tag(&g.tasks, tag))
+            })
+        }
+        let words = self.include.iter().chain(&self.exclude);
+        match words
+            .filter(|w| users.iter().any(|u| &u.name == *w))
+            .find(|w| !users.iter().any(|u| has_tag(&u.tasks, w)))
+        {
+            Some(word) => Err(format!(
+                "--tags/--exclude-tags took {word:?}, a user type and no task's tag: to run only that type, name it before -T/-E or after `--`"
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Keeps the user types named in `user_types`, returning the names of
     /// the others; an unknown name is an error that lists the known ones.
     fn keep_user_types(&self, users: &mut Vec<UserType>) -> Result<Vec<String>, String> {
@@ -487,6 +509,10 @@ pub(crate) fn compile(
     for user in &users {
         check_functions(file, &ast, user)?;
     }
+    context
+        .tags
+        .check_words(&users)
+        .map_err(|message| script_error(file, message, Position::NONE))?;
     let mut dropped_users = context
         .tags
         .keep_user_types(&mut users)
