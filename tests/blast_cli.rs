@@ -381,13 +381,16 @@ fn the_host_may_come_from_every_user_type() {
     let both = scratch.file(
         "both.rhai",
         &format!(
-            "user(\"A\", #{{ host: \"{url}\", wait: constant(0.02), tasks: [Fn(\"a\")] }});\nuser(\"B\", #{{ host: \"{url}/api\", wait: constant(0.02), tasks: [Fn(\"b\")] }});\nfn a() {{ http::get(\"/items\"); }}\nfn b() {{ http::get(\"/echo\"); }}\n"
+            "user(\"A\", #{{ host: \"{url}\", wait: constant(0.02), tasks: [Fn(\"a\")] }});\nuser(\"B\", #{{ host: \"{url}/api\", wait: constant(0.02), tasks: [Fn(\"b\")] }});\nfn a() {{ http::get(\"/items\"); }}\nfn b() {{ http::get(\"/echo\"); }}\nfn on_test_start() {{ http::get(\"/status/204\"); }}\n"
         ),
     );
+    let json = scratch.path("both.json");
     let ran = blast(&[
         "run",
         "-s",
         both.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
         "-u",
         "2",
         "-r",
@@ -400,11 +403,17 @@ fn the_host_may_come_from_every_user_type() {
     ]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let counts = target.counts();
-    assert_eq!(counts.total, 20, "{counts:?}");
+    assert_eq!(counts.total, 21, "{counts:?}");
     assert!(
         counts.path("/items") > 0 && counts.path("/api/echo") > 0,
         "{counts:?}"
     );
+    // The first type's host stands for the run's: on_test_start's relative
+    // URL went there, and the summary names it.
+    assert_eq!(counts.path("/status/204"), 1, "{counts:?}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(summary["parameters"]["host"].as_str(), Some(url.as_str()));
 
     let partial = scratch.file(
         "partial.rhai",
@@ -430,7 +439,7 @@ fn the_host_may_come_from_every_user_type() {
         "A",
     ]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
-    assert_eq!(target.counts().total, 20 + 3);
+    assert_eq!(target.counts().total, 21 + 3);
 }
 
 #[test]
@@ -521,7 +530,7 @@ fn log_lines_follow_loglevel_to_stderr_and_the_logfile() {
             // Not the open model: a warning.
             "--max-users",
             "5",
-            "--loglevel",
+            "-L",
             level,
             "--logfile",
             logfile.to_str().unwrap(),

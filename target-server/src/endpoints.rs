@@ -80,7 +80,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         path: "/items/ID",
         methods: "GET, HEAD, PUT, PATCH, DELETE",
-        answer: "item ID (1..=1000, else 404) as JSON; DELETE answers 204",
+        answer: "GET: item ID (1..=1000, else 404) as JSON; PUT, PATCH: 200 {\"id\",\"updated\"}; DELETE: 204",
         example: ("GET", "/items/7", "", 200),
     },
     Endpoint {
