@@ -414,6 +414,9 @@ fn describe_load(plan: &RunPlan) -> String {
 }
 
 fn demo(args: DemoArgs) -> anyhow::Result<i32> {
+    if args.run_time.is_zero() || args.users == 0 || args.spawn_rate.is_nan() || args.spawn_rate <= 0.0 {
+        bail!("blast demo needs a --run-time, --users and --spawn-rate more than 0");
+    }
     let target = blast_target::Target::start(blast_target::TargetOptions {
         addr: "127.0.0.1:0".parse().expect("a literal address"),
         threads: 1,

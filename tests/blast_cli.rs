@@ -229,6 +229,11 @@ fn bad_numbers_and_durations_say_what_the_flag_takes() {
             ran.stderr
         );
     }
+    for flags in [["-t", "0"], ["-u", "0"], ["-r", "-1"]] {
+        let ran = blast(&["demo", flags[0], flags[1]]);
+        assert_eq!(ran.code, 1, "{flags:?}: {}", ran.stderr);
+        assert!(error_line(&ran).contains("more than 0"), "{}", ran.stderr);
+    }
     let ran = blast(&["target", "--port", "-1"]);
     assert_eq!(ran.code, 2);
     assert!(
