@@ -246,7 +246,6 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
     let (users, spawn_rate) = (args.users.unwrap_or(1), args.spawn_rate.unwrap_or(1.0));
     // Locust's {u} and {r} in --html: the users and spawn rate of -u/-r.
     let users_load = matches!(load, Load::Users);
-    let spawn_rate_of_load = users_load.then_some(spawn_rate);
     let plan = RunPlan {
         extra_hosts: extra_hosts(&scenario)?,
         scenario,
@@ -290,7 +289,7 @@ fn run(args: RunArgs) -> anyhow::Result<i32> {
                 cli::html_file_name(
                     &path,
                     users_load.then_some(users),
-                    spawn_rate_of_load,
+                    users_load.then_some(spawn_rate),
                     args.run_time,
                 )
             }),
@@ -314,9 +313,9 @@ fn resolve_host(url: &str) -> anyhow::Result<Origin> {
     Origin::resolve(url).with_context(|| format!("bad --host {url:?}"))
 }
 
-/// The host every user type names, when each names one (then `-H` may be
-/// left out: the run's host is the first type's, and no request goes to it
-/// that the type's own would not); else the types without one.
+/// The host of the first user type when every type names one (then `-H`
+/// may be left out, and that host stands for the run's: in the summary and
+/// for `on_test_start`'s relative URLs); else the types without one.
 fn host_of_every_type(scenario: &Scenario) -> Result<String, String> {
     let without: Vec<&str> = scenario
         .users()
@@ -414,7 +413,11 @@ fn describe_load(plan: &RunPlan) -> String {
 }
 
 fn demo(args: DemoArgs) -> anyhow::Result<i32> {
-    if args.run_time.is_zero() || args.users == 0 || args.spawn_rate.is_nan() || args.spawn_rate <= 0.0 {
+    if args.run_time.is_zero()
+        || args.users == 0
+        || args.spawn_rate.is_nan()
+        || args.spawn_rate <= 0.0
+    {
         bail!("blast demo needs a --run-time, --users and --spawn-rate more than 0");
     }
     let target = blast_target::Target::start(blast_target::TargetOptions {
