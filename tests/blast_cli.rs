@@ -500,6 +500,21 @@ fn html_file_names_get_users_spawn_rate_and_run_time() {
         "{:?}",
         ls(&scratch)
     );
+    // Stages set no -u or -r: {u} and {r} stay too.
+    let ran = blast(&[
+        "run",
+        "-s",
+        scenario.to_str().unwrap(),
+        "-H",
+        &url,
+        "--stages",
+        "1s:2",
+        "-q",
+        "--html",
+        template.to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(template.is_file(), "{:?}", ls(&scratch));
 }
 
 /// The names of the files in a scratch directory.
