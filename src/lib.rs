@@ -76,14 +76,16 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
             return EXIT_SETUP;
         }
     };
-    let result = match cli.command {
-        Command::Run(args) => {
-            logger::configure(args.loglevel, args.logfile.as_deref()).and_then(|()| run(*args))
-        }
+    let (level, logfile) = match &cli.command {
+        Command::Run(args) => (args.loglevel, args.logfile.clone()),
+        _ => (cli::LogLevel::Info, None),
+    };
+    let result = logger::configure(level, logfile.as_deref()).and_then(|()| match cli.command {
+        Command::Run(args) => run(*args),
         Command::Demo(args) => demo(args),
         Command::Target(args) => target(args),
         Command::Check(args) => check(&args),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -610,6 +610,16 @@ fn log_lines_follow_loglevel_to_stderr_and_the_logfile() {
     let (_, file) = run("warning", &scratch.path("info.log"));
     assert_eq!(file.lines().count(), 6, "{file}");
 
+    // Other commands show log lines too (a top level that prints runs in
+    // `check`), at INFO.
+    let printing = scratch.file(
+        "printing.rhai",
+        "print(\"top level\");\nuser(\"U\", #{ tasks: [Fn(\"t\")] });\nfn t() {}\n",
+    );
+    let ran = blast(&["check", "-s", printing.to_str().unwrap()]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stderr.contains("top level"), "{}", ran.stderr);
+
     let ran = blast(&[
         "run",
         "-s",
