@@ -48,20 +48,42 @@ pub struct RunArgs {
     pub host: Option<String>,
     /// Number of users, at least 1 [default: 1, or what the scenario's
     /// shape() says].
-    #[arg(short = 'u', long = "users", value_name = "N", value_parser = whole_number::<u64>("users", "≥ 1"), allow_negative_numbers = true)]
+    #[arg(
+        short = 'u',
+        long = "users",
+        value_name = "N",
+        value_parser = whole_number::<u64>("users", "≥ 1"),
+        allow_negative_numbers = true,
+    )]
     pub users: Option<u64>,
     /// Users started (or stopped) per second, across all cores, more than 0
     /// [default: 1].
-    #[arg(short = 'r', long = "spawn-rate", value_name = "R", value_parser = positive_number("users per second", "10 or 0.5"), allow_negative_numbers = true)]
+    #[arg(
+        short = 'r',
+        long = "spawn-rate",
+        value_name = "R",
+        value_parser = positive_number("users per second", "10 or 0.5"),
+        allow_negative_numbers = true,
+    )]
     pub spawn_rate: Option<f64>,
     /// Ramp the users linearly to each stage's count over its duration:
     /// "30s:100,2m:100,30s:0". The run ends after the last stage.
-    #[arg(long, value_name = "STAGES", conflicts_with_all = ["users", "spawn_rate", "rate", "rate_stages"])]
+    #[arg(
+        long,
+        value_name = "STAGES",
+        conflicts_with_all = ["users", "spawn_rate", "rate", "rate_stages"],
+    )]
     pub stages: Option<String>,
     /// Open model: start iterations (one task each, on a free user) at this
     /// rate however slowly the target answers: 500/s, 30/m. With
     /// --rate-stages, the rate to start from.
-    #[arg(long, value_name = "RATE", value_parser = parse_rate, allow_hyphen_values = true, conflicts_with_all = ["users", "spawn_rate"])]
+    #[arg(
+        long,
+        value_name = "RATE",
+        value_parser = parse_rate,
+        allow_hyphen_values = true,
+        conflicts_with_all = ["users", "spawn_rate"],
+    )]
     pub rate: Option<f64>,
     /// Open model: ramp the arrival rate linearly to each stage's rate over
     /// its duration: "1m:100/s,5m:1000/s" (from --rate, default 0). The run
@@ -70,11 +92,22 @@ pub struct RunArgs {
     pub rate_stages: Option<String>,
     /// Open model: users the pool may grow to, across all cores [default:
     /// ten seconds' worth of arrivals at the highest rate, at least 100].
-    #[arg(long, value_name = "N", value_parser = whole_number::<u64>("users", "≥ 1"), allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = whole_number::<u64>("users", "≥ 1"),
+        allow_negative_numbers = true,
+    )]
     pub max_users: Option<u64>,
     /// Open model: how long an iteration may wait for a free user before it
     /// is dropped (and counted); 0 drops it at once.
-    #[arg(long, default_value = "1s", value_parser = parse_duration, allow_hyphen_values = true, value_name = "T")]
+    #[arg(
+        long,
+        default_value = "1s",
+        value_parser = parse_duration,
+        allow_hyphen_values = true,
+        value_name = "T",
+    )]
     pub max_wait: Duration,
     /// Open model: how arrivals are spaced.
     #[arg(long, value_enum, default_value_t = ArrivalsArg::Even)]
@@ -83,11 +116,22 @@ pub struct RunArgs {
     #[arg(long)]
     pub reset_stats: bool,
     /// End the run after this many task iterations in total.
-    #[arg(long, value_name = "N", conflicts_with = "iterations_per_user", value_parser = whole_number::<u64>("iterations", "≥ 1"), allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "iterations_per_user",
+        value_parser = whole_number::<u64>("iterations", "≥ 1"),
+        allow_negative_numbers = true,
+    )]
     pub iterations: Option<u64>,
     /// End each user after this many task iterations; the run ends when
     /// every user has (closed model only).
-    #[arg(long, value_name = "N", value_parser = whole_number::<u64>("iterations", "≥ 1"), allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = whole_number::<u64>("iterations", "≥ 1"),
+        allow_negative_numbers = true,
+    )]
     pub iterations_per_user: Option<u64>,
     /// Stop the run early when this holds: "fail_ratio>0.05 for 10s",
     /// "p95>2s for 30s", "rps<10 for 5s", "dropped>0". Same metrics as
@@ -97,23 +141,51 @@ pub struct RunArgs {
     pub stop_on: Vec<String>,
     /// Run time, more than 0: 30s, 5m, 1h30m (a bare number is seconds);
     /// until Ctrl-C when not given.
-    #[arg(short = 't', long = "run-time", value_name = "T", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(
+        short = 't',
+        long = "run-time",
+        value_name = "T",
+        value_parser = parse_duration,
+        allow_hyphen_values = true,
+    )]
     pub run_time: Option<Duration>,
     /// Shards, one per core, at least 1; default: every core this process
     /// may use.
-    #[arg(long, value_name = "N", value_parser = whole_number::<usize>("cores", "≥ 1"), allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = whole_number::<usize>("cores", "≥ 1"),
+        allow_negative_numbers = true,
+    )]
     pub cores: Option<usize>,
     /// Request timeout, connecting included; more than 0.
-    #[arg(long, default_value = "60s", value_name = "T", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        default_value = "60s",
+        value_name = "T",
+        value_parser = parse_duration,
+        allow_hyphen_values = true,
+    )]
     pub timeout: Duration,
     /// How long stopping waits for requests in flight before cutting them.
-    #[arg(long, default_value = "10s", value_name = "T", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        default_value = "10s",
+        value_name = "T",
+        value_parser = parse_duration,
+        allow_hyphen_values = true,
+    )]
     pub stop_timeout: Duration,
     /// Accept any TLS certificate.
     #[arg(long)]
     pub insecure: bool,
     /// Seed for users' random choices, to repeat a run's choices.
-    #[arg(long, value_name = "N", value_parser = whole_number::<u64>("seed", "≥ 0"), allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = whole_number::<u64>("seed", "≥ 0"),
+        allow_negative_numbers = true,
+    )]
     pub seed: Option<u64>,
     #[command(flatten)]
     pub tags: TagArgs,
@@ -121,7 +193,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// How often the live table is printed.
-    #[arg(long, default_value = "2s", value_name = "T", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        default_value = "2s",
+        value_name = "T",
+        value_parser = parse_duration,
+        allow_hyphen_values = true,
+    )]
     pub print_interval: Duration,
     /// Print only the final summary.
     #[arg(long)]
@@ -152,7 +230,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub abort_on_fail: bool,
     /// How long after the start --abort-on-fail begins checking.
-    #[arg(long, default_value = "0s", value_parser = parse_duration, allow_hyphen_values = true, value_name = "T")]
+    #[arg(
+        long,
+        default_value = "0s",
+        value_parser = parse_duration,
+        allow_hyphen_values = true,
+        value_name = "T",
+    )]
     pub threshold_delay: Duration,
     /// Exit with this code when any request failed (and every threshold
     /// passed).
@@ -173,7 +257,14 @@ pub struct RunArgs {
     /// Log lines shown (and written to --logfile): DEBUG, INFO (the
     /// script's log() and print()), WARNING, ERROR or CRITICAL (none of
     /// them); any case.
-    #[arg(long, short = 'L', value_enum, ignore_case = true, default_value_t = LogLevel::Info, value_name = "LEVEL")]
+    #[arg(
+        long,
+        short = 'L',
+        value_enum,
+        ignore_case = true,
+        default_value_t = LogLevel::Info,
+        value_name = "LEVEL",
+    )]
     pub loglevel: LogLevel,
     /// Append the log lines (the script's log() and print(), warnings) to
     /// this file too, each with its time and level.
@@ -213,13 +304,34 @@ pub enum ArrivalsArg {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Run time.
-    #[arg(short = 't', long = "run-time", default_value = "15s", value_name = "T", value_parser = parse_duration, allow_hyphen_values = true)]
+    #[arg(
+        short = 't',
+        long = "run-time",
+        default_value = "15s",
+        value_name = "T",
+        value_parser = parse_duration,
+        allow_hyphen_values = true,
+    )]
     pub run_time: Duration,
     /// Number of users.
-    #[arg(short = 'u', long = "users", default_value_t = 50, value_name = "N", value_parser = whole_number::<u64>("users", "≥ 1"), allow_negative_numbers = true)]
+    #[arg(
+        short = 'u',
+        long = "users",
+        default_value_t = 50,
+        value_name = "N",
+        value_parser = whole_number::<u64>("users", "≥ 1"),
+        allow_negative_numbers = true,
+    )]
     pub users: u64,
     /// Users started per second.
-    #[arg(short = 'r', long = "spawn-rate", default_value_t = 25.0, value_name = "R", value_parser = positive_number("users per second", "10 or 0.5"), allow_negative_numbers = true)]
+    #[arg(
+        short = 'r',
+        long = "spawn-rate",
+        default_value_t = 25.0,
+        value_name = "R",
+        value_parser = positive_number("users per second", "10 or 0.5"),
+        allow_negative_numbers = true,
+    )]
     pub spawn_rate: f64,
     /// Write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
@@ -229,13 +341,23 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct TargetArgs {
     /// Port to listen on (0 picks a free one).
-    #[arg(long, default_value_t = 8080, value_parser = whole_number::<u16>("the port", "from 0 to 65535"), allow_negative_numbers = true)]
+    #[arg(
+        long,
+        default_value_t = 8080,
+        value_parser = whole_number::<u16>("the port", "from 0 to 65535"),
+        allow_negative_numbers = true,
+    )]
     pub port: u16,
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: std::net::IpAddr,
     /// Server threads.
-    #[arg(long, default_value_t = 1, value_parser = whole_number::<usize>("threads", "≥ 1"), allow_negative_numbers = true)]
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_parser = whole_number::<usize>("threads", "≥ 1"),
+        allow_negative_numbers = true,
+    )]
     pub threads: usize,
     /// Append `METHOD PATH STATUS` per request to this file.
     #[arg(long, value_name = "FILE")]
