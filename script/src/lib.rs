@@ -21,6 +21,7 @@ mod http_api;
 mod language;
 mod scenario;
 mod shape;
+mod this_binding;
 mod user;
 
 pub use declare::{GroupDef, TaskDef, TaskKind, UserType, WaitTime};

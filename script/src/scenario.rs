@@ -17,6 +17,7 @@ use crate::declare::{Declared, TaskDef, TaskKind, UserType};
 use crate::http_api::HttpContext;
 use crate::language::{EngineContext, new_engine};
 use crate::shape::{SHAPE_FUNCTION, Shape};
+use crate::this_binding::{self, Renamed};
 use crate::user::ShardScript;
 
 /// A scenario that cannot be used, with where and why.
@@ -116,11 +117,14 @@ pub(crate) struct Compiled {
     pub(crate) thresholds: Vec<String>,
     /// What `on_test_start` returned, for `test_data()`.
     pub(crate) test_data: Rc<RefCell<rhai::Dynamic>>,
+    /// Functions renamed so that `this` reaches them (see `this_binding`).
+    pub(crate) renamed: Renamed,
 }
 
 impl Compiled {
     /// Where script function `name` (without parameters) is defined.
     pub(crate) fn function_position(&self, name: &str) -> Position {
+        let name = self.renamed.internal(name);
         self.ast
             .iter_fn_def()
             .find(|f| f.name == name && f.params.is_empty())
@@ -203,7 +207,7 @@ const KEYWORD_FUNCTIONS: &[&str] = &[
 
 /// Functions of the `http::` module.
 const HTTP_FUNCTIONS: &[&str] = &[
-    "get", "post", "put", "delete", "head", "patch", "options", "request",
+    "get", "post", "put", "delete", "head", "patch", "options", "request", "rest",
 ];
 
 /// The closest of `known` to `name`, when close enough to be a typo.
@@ -457,6 +461,7 @@ pub(crate) fn compile(
     for user in &users {
         check_functions(file, &ast, user)?;
     }
+    let (ast, renamed) = this_binding::bind(&mut engine, ast);
     let mut dropped_users = Vec::new();
     if !context.tags.is_empty() {
         for user in &mut users {
@@ -496,6 +501,7 @@ pub(crate) fn compile(
         dropped_users,
         thresholds,
         test_data: engine_context.test_data,
+        renamed,
     })
 }
 

@@ -37,6 +37,9 @@ pub(crate) struct UserCtx {
     pub(crate) interrupt: bool,
     /// `stop_user()` was called.
     pub(crate) stop_user: bool,
+    /// The user's `this` (a shared map), for helper functions called the
+    /// ordinary way (see `this_binding`).
+    pub(crate) this: Option<Dynamic>,
 }
 
 impl UserCtx {
@@ -49,6 +52,7 @@ impl UserCtx {
             pending_open: false,
             interrupt: false,
             stop_user: false,
+            this: None,
         }
     }
 }
@@ -320,11 +324,15 @@ struct ScriptUser {
 }
 
 impl ScriptUser {
-    fn new(shared: Rc<Shared>, role: Role, ctx: UserCtx) -> ScriptUser {
+    fn new(shared: Rc<Shared>, role: Role, mut ctx: UserCtx) -> ScriptUser {
+        // Shared, so that helpers called the ordinary way change the same
+        // map as the task (see `this_binding`).
+        let this = Dynamic::from_map(Map::new()).into_shared();
+        ctx.this = Some(this.clone());
         ScriptUser {
             shared,
             role,
-            this: Some(Dynamic::from_map(Map::new())),
+            this: Some(this),
             work: None,
             ctx,
             groups: Vec::new(),
@@ -420,7 +428,7 @@ impl ScriptUser {
                     options,
                     &mut Scope::new(),
                     &shared.compiled.ast,
-                    &function,
+                    shared.compiled.renamed.internal(&function),
                     (),
                 )
             };
