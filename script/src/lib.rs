@@ -22,6 +22,7 @@ mod language;
 mod scenario;
 mod shape;
 mod this_binding;
+mod typos;
 mod user;
 
 pub use declare::{GroupDef, TaskDef, TaskKind, UserType, WaitTime};

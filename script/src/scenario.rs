@@ -206,7 +206,7 @@ const KEYWORD_FUNCTIONS: &[&str] = &[
 ];
 
 /// Functions of the `http::` module.
-const HTTP_FUNCTIONS: &[&str] = &[
+pub(crate) const HTTP_FUNCTIONS: &[&str] = &[
     "get", "post", "put", "delete", "head", "patch", "options", "request", "rest",
 ];
 
@@ -237,9 +237,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// Calls of functions neither the script nor blast defines: found before
-/// any load, not when a user first reaches them.
-fn check_calls(file: &str, engine: &Engine, ast: &AST) -> Result<(), ScenarioError> {
+/// Every function name a script can call: blast's, Rhai's and its own.
+fn known_functions(engine: &Engine, ast: &AST) -> HashSet<String> {
     let mut known: HashSet<String> = engine
         .gen_fn_signatures(true)
         .iter()
@@ -251,6 +250,12 @@ fn check_calls(file: &str, engine: &Engine, ast: &AST) -> Result<(), ScenarioErr
         .collect();
     known.extend(ast.iter_functions().map(|f| f.name.to_string()));
     known.extend(KEYWORD_FUNCTIONS.iter().map(|s| s.to_string()));
+    known
+}
+
+/// Calls of functions neither the script nor blast defines: found before
+/// any load, not when a user first reaches them.
+fn check_calls(file: &str, known: &HashSet<String>, ast: &AST) -> Result<(), ScenarioError> {
     let mut unknown: Option<(String, Position)> = None;
     ast.walk(&mut |path: &[ASTNode]| {
         let call = match path.last() {
@@ -429,7 +434,15 @@ pub(crate) fn compile(
     let mut engine = new_engine(&engine_context);
     let mut ast = engine.compile(source).map_err(|e| parse_error(file, e))?;
     ast.set_source(file);
-    check_calls(file, &engine, &ast)?;
+    let known = known_functions(&engine, &ast);
+    check_calls(file, &known, &ast)?;
+    // Unoptimized, map literals keep their keys and positions.
+    engine.set_optimization_level(rhai::OptimizationLevel::None);
+    let literal = engine.compile(source).map_err(|e| parse_error(file, e))?;
+    engine.set_optimization_level(rhai::OptimizationLevel::Simple);
+    if let Some((message, pos)) = crate::typos::find(&literal, &known) {
+        return Err(script_error(file, message, pos));
+    }
     check_shape(file, &ast)?;
     check_data_files(file, &ast, &feeds)?;
     *http.discarded.borrow_mut() = crate::discard::discarded_calls(&ast, source);

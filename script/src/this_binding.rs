@@ -36,29 +36,48 @@ impl Renamed {
     }
 }
 
+/// The ranges of a script's function bodies, to tell which function a
+/// node belongs to.
+pub(crate) struct Bodies {
+    ranges: Vec<(Position, Position, FnKey)>,
+}
+
+impl Bodies {
+    pub(crate) fn of(ast: &AST) -> Bodies {
+        Bodies {
+            ranges: ast
+                .iter_fn_def()
+                .map(|f| {
+                    (
+                        f.body.start_position(),
+                        f.body.end_position(),
+                        (f.name.to_string(), f.params.len()),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The index (in `ast.iter_fn_def()` order) of the function whose body
+    /// holds `pos`; `None` at the top level. Closures are functions whose
+    /// body is inside another's: a node belongs to the innermost.
+    pub(crate) fn owner(&self, pos: Position) -> Option<usize> {
+        self.ranges
+            .iter()
+            .enumerate()
+            .filter(|(_, (start, end, _))| *start <= pos && pos <= *end)
+            .max_by_key(|(_, (start, _, _))| *start)
+            .map(|(i, _)| i)
+    }
+}
+
 /// The functions `ast` defines, each with whether its body uses `this` and
 /// the functions it calls the ordinary way; and every function called the
 /// ordinary way anywhere.
 fn survey(ast: &AST) -> (HashMap<FnKey, (bool, HashSet<FnKey>)>, HashSet<FnKey>) {
-    // Function bodies by position range; closures are functions whose range
-    // is inside another's, so a node belongs to the innermost range.
-    let ranges: Vec<(Position, Position, FnKey)> = ast
-        .iter_fn_def()
-        .map(|f| {
-            (
-                f.body.start_position(),
-                f.body.end_position(),
-                (f.name.to_string(), f.params.len()),
-            )
-        })
-        .collect();
-    let owner = |pos: Position| -> Option<&FnKey> {
-        ranges
-            .iter()
-            .filter(|(start, end, _)| *start <= pos && pos <= *end)
-            .max_by_key(|(start, _, _)| *start)
-            .map(|(_, _, key)| key)
-    };
+    let bodies = Bodies::of(ast);
+    let ranges = &bodies.ranges;
+    let owner = |pos: Position| bodies.owner(pos).map(|i| &ranges[i].2);
     let mut functions: HashMap<FnKey, (bool, HashSet<FnKey>)> = ranges
         .iter()
         .map(|(_, _, key)| (key.clone(), (false, HashSet::new())))
