@@ -12,7 +12,7 @@ use blast_engine::http::Origin;
 use blast_engine::{ScenarioBuilder, ShardScenario};
 use rhai::{AST, ASTNode, Engine, EvalAltResult, Expr, ParseError, Position, Scope, Stmt};
 
-use crate::data::Feeds;
+use crate::data::{FeedOptions, Feeds, RunCursors};
 use crate::declare::{Declared, TaskDef, TaskKind, UserType};
 use crate::http_api::HttpContext;
 use crate::language::{EngineContext, new_engine};
@@ -140,6 +140,9 @@ pub(crate) struct CompileContext {
     pub(crate) shard: usize,
     pub(crate) shards: usize,
     pub(crate) tags: TagFilter,
+    /// Where the run's data files read with `cycle: false` are, shared by
+    /// its shards.
+    pub(crate) cursors: RunCursors,
 }
 
 /// `--tags` / `--exclude-tags`.
@@ -307,7 +310,8 @@ fn check_calls(file: &str, known: &HashSet<String>, ast: &AST) -> Result<(), Sce
     ))
 }
 
-/// `feed("literal")` calls whose file does not exist.
+/// `feed("literal")` calls whose file does not exist or cannot be read as
+/// their options (when written out) say, or whose options are wrong.
 fn check_data_files(file: &str, ast: &AST, feeds: &Feeds) -> Result<(), ScenarioError> {
     let mut missing: Option<(String, Position)> = None;
     ast.walk(&mut |path: &[ASTNode]| {
@@ -317,9 +321,19 @@ fn check_data_files(file: &str, ast: &AST, feeds: &Feeds) -> Result<(), Scenario
             && !call.is_qualified()
             && let Some(Expr::StringConstant(data, _)) = call.args.first()
             && missing.is_none()
-            && let Err(e) = crate::data::load(&feeds.resolve(data))
         {
-            missing = Some((e, *pos));
+            let options = match call.args.get(1) {
+                Some(Expr::DynamicConstant(value, _)) => match value.read_lock::<rhai::Map>() {
+                    Some(map) => FeedOptions::of(&map),
+                    None => Ok(FeedOptions::default()),
+                },
+                _ => Ok(FeedOptions::default()),
+            };
+            if let Err(e) =
+                options.and_then(|options| crate::data::load(&feeds.resolve(data), options.header))
+            {
+                missing = Some((e, *pos));
+            }
         }
         missing.is_none()
     });
@@ -424,7 +438,12 @@ pub(crate) fn compile(
         origins: context.origins,
         discarded: RefCell::default(),
     });
-    let feeds = Rc::new(Feeds::new(context.dir, context.shard, context.shards));
+    let feeds = Rc::new(Feeds::new(
+        context.dir,
+        context.shard,
+        context.shards,
+        context.cursors,
+    ));
     let engine_context = EngineContext {
         http: http.clone(),
         declared: Rc::new(RefCell::new(Declared::default())),
@@ -569,6 +588,7 @@ impl Scenario {
                 shard: 0,
                 shards: 1,
                 tags: tags.clone(),
+                cursors: RunCursors::default(),
             },
         )?;
         Ok(Scenario {
@@ -625,6 +645,7 @@ impl Scenario {
                 shard: 0,
                 shards: 1,
                 tags: self.tags.clone(),
+                cursors: RunCursors::default(),
             },
         )?;
         Ok(Some(Shape::new(&self.file, compiled)))
@@ -665,6 +686,7 @@ impl Scenario {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
         });
+        let cursors = RunCursors::default();
         Arc::new(move |shard| {
             let compiled = compile(
                 &file,
@@ -675,6 +697,7 @@ impl Scenario {
                     shard,
                     shards,
                     tags: tags.clone(),
+                    cursors: cursors.clone(),
                 },
             )
             .map_err(|e| e.to_string())?;

@@ -191,6 +191,7 @@ mod tests {
             shard: 0,
             shards: 1,
             tags: crate::TagFilter::default(),
+            cursors: crate::data::RunCursors::default(),
         };
         let compiled = compile("t.rhai", source, context)?;
         Ok(ShardScript::new("t.rhai", compiled, 1, vec![0], 1))

@@ -617,6 +617,7 @@ mod tests {
             shard: 0,
             shards: 1,
             tags: crate::TagFilter::default(),
+            cursors: crate::data::RunCursors::default(),
         };
         let compiled = crate::scenario::compile("u.rhai", source, context).unwrap();
         ShardScript::new("u.rhai", compiled, seed, vec![0, 0], 1)
