@@ -13,7 +13,7 @@ use blast_engine::{ScenarioBuilder, ShardScenario};
 use rhai::{AST, ASTNode, Engine, EvalAltResult, Expr, ParseError, Position, Scope, Stmt};
 
 use crate::data::{FeedOptions, Feeds, RunCursors};
-use crate::declare::{Declared, TaskDef, TaskKind, UserType};
+use crate::declare::{Declared, TaskDef, TaskKind, UserType, WaitTime};
 use crate::http_api::HttpContext;
 use crate::language::{EngineContext, new_engine};
 use crate::shape::{SHAPE_FUNCTION, Shape};
@@ -350,11 +350,25 @@ fn check_functions(file: &str, ast: &AST, user: &UserType) -> Result<(), Scenari
         for task in list {
             match &task.kind {
                 TaskKind::Function(name) => out.push(("task function", name.clone())),
-                TaskKind::Group(group) => tasks(&group.tasks, out),
+                TaskKind::Group(group) => {
+                    if let Some(f) = &group.on_start {
+                        out.push(("group on_start function", f.clone()));
+                    }
+                    if let Some(f) = &group.on_stop {
+                        out.push(("group on_stop function", f.clone()));
+                    }
+                    if let Some(WaitTime::Custom(f)) = group.wait {
+                        out.push(("wait function", f.to_string()));
+                    }
+                    tasks(&group.tasks, out)
+                }
             }
         }
     }
     tasks(&user.tasks, &mut names);
+    if let WaitTime::Custom(f) = user.wait {
+        names.push(("wait function", f.to_string()));
+    }
     if let Some(f) = &user.on_start {
         names.push(("on_start function", f.clone()));
     }
