@@ -578,4 +578,41 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn rest_requests_ask_for_json_and_other_bodies_fail() {
+        let c = ctx();
+        let mut options = Map::new();
+        options.insert("json".into(), Dynamic::from_int(1));
+        let mut r = build_request(&c, Method::Post, "/", Some(options), Position::NONE).unwrap();
+        r.keep_body = false;
+        as_rest(&mut r);
+        assert_eq!(
+            r.headers,
+            vec![
+                ("Content-Type".to_string(), "application/json".to_string()),
+                ("Accept".into(), "application/json".into()),
+            ]
+        );
+        assert!(r.keep_body, "a rest body is parsed, so kept");
+        // A header the script sets wins; no body, no Content-Type.
+        let mut options = Map::new();
+        let mut headers = Map::new();
+        headers.insert("accept".into(), Dynamic::from("application/vnd.x+json"));
+        options.insert("headers".into(), Dynamic::from_map(headers));
+        let mut r = build_request(&c, Method::Get, "/", Some(options), Position::NONE).unwrap();
+        as_rest(&mut r);
+        assert_eq!(r.headers.len(), 1);
+        let response = |body: &[u8]| Response {
+            body: body.to_vec(),
+            ..Response::default()
+        };
+        assert_eq!(not_json(&response(b"{\"a\": [1]}")), None);
+        assert_eq!(not_json(&response(b"")), None);
+        assert_eq!(not_json(&response(b" \r\n")), None);
+        assert_eq!(
+            not_json(&response(b"<html>")).as_deref(),
+            Some("response is not JSON: expected value at line 1 column 1")
+        );
+    }
 }
