@@ -61,13 +61,16 @@ impl FeedOptions {
     }
 }
 
+/// A data file as a script reads it: its path and options.
+type FeedKey = (String, FeedOptions);
+
 /// Where each file read with `cycle: false` is, shared by every shard of a
 /// run.
 #[derive(Clone, Default)]
-pub(crate) struct RunCursors(Arc<Mutex<HashMap<(String, FeedOptions), Arc<AtomicUsize>>>>);
+pub(crate) struct RunCursors(Arc<Mutex<HashMap<FeedKey, Arc<AtomicUsize>>>>);
 
 impl RunCursors {
-    fn cursor(&self, key: &(String, FeedOptions)) -> Arc<AtomicUsize> {
+    fn cursor(&self, key: &FeedKey) -> Arc<AtomicUsize> {
         let mut cursors = self.0.lock().unwrap_or_else(|e| e.into_inner());
         cursors.entry(key.clone()).or_default().clone()
     }
@@ -87,7 +90,7 @@ pub(crate) struct Feeds {
     shard: usize,
     shards: usize,
     run: RunCursors,
-    files: RefCell<HashMap<(String, FeedOptions), Feed>>,
+    files: RefCell<HashMap<FeedKey, Feed>>,
 }
 
 impl Feeds {

@@ -71,14 +71,17 @@ impl Bodies {
     }
 }
 
-/// The functions `ast` defines, each with whether its body uses `this` and
-/// the functions it calls the ordinary way; and every function called the
-/// ordinary way anywhere.
-fn survey(ast: &AST) -> (HashMap<FnKey, (bool, HashSet<FnKey>)>, HashSet<FnKey>) {
+/// Whether a function's body uses `this`, and the functions it calls the
+/// ordinary way.
+type Uses = (bool, HashSet<FnKey>);
+
+/// The functions `ast` defines, each with what it uses; and every function
+/// called the ordinary way anywhere.
+fn survey(ast: &AST) -> (HashMap<FnKey, Uses>, HashSet<FnKey>) {
     let bodies = Bodies::of(ast);
     let ranges = &bodies.ranges;
     let owner = |pos: Position| bodies.owner(pos).map(|i| &ranges[i].2);
-    let mut functions: HashMap<FnKey, (bool, HashSet<FnKey>)> = ranges
+    let mut functions: HashMap<FnKey, Uses> = ranges
         .iter()
         .map(|(_, _, key)| (key.clone(), (false, HashSet::new())))
         .collect();
