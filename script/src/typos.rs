@@ -259,6 +259,10 @@ mod tests {
                 "s.rhai:2:36: unknown request option \"jsn\" (did you mean json?)",
             ),
             (
+                "fn t() { let o = #{ f: Fn(\"g\") }; o.f(); }\nfn g() { }",
+                "s.rhai:2:37: unknown method f()",
+            ),
+            (
                 "fn t() { let row = #{}; row.to_jsno(); }",
                 "s.rhai:2:29: unknown method to_jsno() (did you mean to_json()?)",
             ),
@@ -282,6 +286,8 @@ mod tests {
             "fn t() { let options = #{ header: 1 }; let r = http::get(\"/\", options); }",
             "fn t() { http::get(\"/\", #{ headers: #{ heder: 1 }, query: #{ nmae: 2 } }); }",
             "fn t() { for r in [1] { r.stauts; } let r = http::get(\"/\"); }",
+            // A function kept in a map is called with call().
+            "fn t() { let o = #{ f: Fn(\"g\") }; call(o.f); }\nfn g() { }",
         ] {
             if let Err(e) = check(body) {
                 panic!("{body}\n{e}");

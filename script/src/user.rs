@@ -858,25 +858,46 @@ mod tests {
     }
 
     #[test]
+    fn nested_groups_are_entered_outermost_first_and_left_innermost_first() {
+        let shard = shard_of(
+            "user(\"A\", #{ on_stop: Fn(\"bye\"), tasks: [group(#{ on_start: Fn(\"outer_in\"), on_stop: Fn(\"outer_out\"), tasks: [\n\
+                 group(#{ on_start: Fn(\"inner_in\"), on_stop: Fn(\"inner_out\"), tasks: [Fn(\"t\")] })] })] });\n\
+             fn outer_in() { sleep(1); }\nfn inner_in() { sleep(2); }\nfn t() { sleep(3); }\n\
+             fn inner_out() { sleep(4); }\nfn outer_out() { sleep(5); }\nfn bye() { sleep(6); }\n",
+            1,
+        );
+        let mut user = shard.new_user(0);
+        let done = Outcome::Completed;
+        assert_eq!(sleeps(&mut user, Work::Task), (vec![1.0, 2.0, 3.0], done));
+        let done = Outcome::Completed;
+        assert_eq!(sleeps(&mut user, Work::Task), (vec![3.0], done));
+        let done = Outcome::Completed;
+        assert_eq!(sleeps(&mut user, Work::OnStop), (vec![4.0, 5.0, 6.0], done));
+    }
+
+    #[test]
     fn a_wait_function_sets_each_wait_as_the_user() {
         let shard = shard_of(
-            "user(\"A\", #{ wait: Fn(\"my_wait\"), tasks: [Fn(\"t\"), group(#{ wait: 0.25, tasks: [Fn(\"g\")] })], sequential: true });\n\
+            "user(\"A\", #{ wait: Fn(\"my_wait\"), tasks: [Fn(\"t\"), group(#{ wait: Fn(\"group_wait\"), sequential: true, tasks: [Fn(\"g1\"), Fn(\"g2\")] })], sequential: true });\n\
              fn t() { this.n = if this.n == () { 1 } else { this.n + 1 }; }\n\
-             fn g() { interrupt(); }\n\
-             fn my_wait() { this.n * 0.5 }\n",
+             fn g1() { }\n\
+             fn g2() { interrupt(); }\n\
+             fn my_wait() { this.n * 0.5 }\n\
+             fn group_wait() { this.n * 0.25 }\n",
             1,
         );
         let mut user = shard.new_user(0);
         let mut waits = Vec::new();
-        for _ in 0..4 {
+        for _ in 0..6 {
             assert_eq!(sleeps(&mut user, Work::Task).1, Outcome::Completed);
             waits.push(user.wait());
         }
         let ms = Duration::from_millis;
-        // t, then g (which leaves its group, so the type's wait applies), t, g.
+        // t; g1 in the group (its wait); g2, which leaves the group, so the
+        // type's wait applies; then again with n = 2.
         assert_eq!(
             waits,
-            [ms(500), ms(500), ms(1000), ms(1000)]
+            [ms(500), ms(250), ms(500), ms(1000), ms(500), ms(1000)]
                 .map(Wait::For)
                 .to_vec()
         );
