@@ -58,6 +58,10 @@ pub(crate) fn innermost(e: &EvalAltResult) -> (&EvalAltResult, String, Position)
     let pos = inner.position();
     let message = match inner {
         EvalAltResult::ErrorRuntime(value, _) if value.is_string() => value.to_string(),
+        EvalAltResult::ErrorUnboundThis(_) => "'this' not bound: only a user's functions \
+            have `this` (its tasks, hooks and wait function, and the functions they call), \
+            not the top level or shape()"
+            .to_string(),
         other => {
             let text = other.to_string();
             let suffix = format!(" ({pos})");

@@ -246,6 +246,12 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(error.starts_with("t.rhai:1:14:"), "{error}");
-        assert!(error.contains("this"), "{error}");
+        assert!(
+            error.ends_with(
+                "'this' not bound: only a user's functions have `this` (its tasks, hooks and \
+                 wait function, and the functions they call), not the top level or shape()"
+            ),
+            "{error}"
+        );
     }
 }
