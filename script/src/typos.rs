@@ -197,7 +197,7 @@ pub(crate) fn find(ast: &AST, known: &HashSet<String>) -> Option<Typo> {
                 if !known.contains(call.name.as_str()) =>
             {
                 let name = call.name.as_str();
-                let hint = hint(name, known.iter().map(String::as_str)).replace("?)", "()?)");
+                let hint = hint(name, known.iter().map(String::as_str));
                 Some((
                     format!(
                         "unknown method {name}(){hint}: neither the script nor blast defines it"
@@ -264,7 +264,7 @@ mod tests {
             ),
             (
                 "fn t() { let row = #{}; row.to_jsno(); }",
-                "s.rhai:2:29: unknown method to_jsno() (did you mean to_json()?)",
+                "s.rhai:2:29: unknown method to_jsno() (did you mean to_json?)",
             ),
         ];
         for (body, expected) in cases {
