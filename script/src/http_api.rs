@@ -615,4 +615,31 @@ mod tests {
             Some("response is not JSON: expected value at line 1 column 1")
         );
     }
+
+    /// The lists the typo check uses name every property and method a
+    /// response has, and nothing else: a new getter left out of them would
+    /// be reported as a typo.
+    #[test]
+    fn the_response_lists_match_what_is_registered() {
+        let mut engine = rhai::Engine::new_raw();
+        register_response(&mut engine);
+        let mut properties = Vec::new();
+        let mut methods = Vec::new();
+        for signature in engine.gen_fn_signatures(false) {
+            let name = signature.split('(').next().unwrap().to_string();
+            match name.strip_prefix("get$") {
+                Some(property) => properties.push(property.to_string()),
+                None => methods.push(name),
+            }
+        }
+        properties.sort();
+        methods.sort();
+        methods.dedup();
+        let mut expected_properties: Vec<&str> = RESPONSE_PROPERTIES.to_vec();
+        expected_properties.sort();
+        let mut expected_methods: Vec<&str> = RESPONSE_METHODS.to_vec();
+        expected_methods.sort();
+        assert_eq!(properties, expected_properties);
+        assert_eq!(methods, expected_methods);
+    }
 }
