@@ -27,6 +27,22 @@ pub enum WaitTime {
     /// Exponentially distributed waits with this mean in seconds, so a
     /// user's tasks arrive as a Poisson process.
     Poisson(f64),
+    /// What this script function returns, in seconds: called after each
+    /// task, as the user (with its `this`).
+    Custom(&'static str),
+}
+
+/// A custom wait function's name, kept for the life of the process so that
+/// [`WaitTime`] stays `Copy`: one copy per distinct name.
+fn intern(name: String) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = names.iter().find(|n| **n == name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.into_boxed_str());
+    names.push(leaked);
+    leaked
 }
 
 impl WaitTime {
@@ -43,10 +59,10 @@ impl WaitTime {
     }
 
     /// The wait after a task that took `took`, given a uniform random number
-    /// `unit` in [0, 1).
+    /// `unit` in [0, 1) (none for a custom wait: its function says).
     pub fn after(self, took: Duration, unit: f64) -> Duration {
         let seconds = match self {
-            WaitTime::None => 0.0,
+            WaitTime::None | WaitTime::Custom(_) => 0.0,
             WaitTime::Constant(s) => s,
             WaitTime::Between(a, b) => a + (b - a) * unit,
             WaitTime::ConstantPacing(period) => period - took.as_secs_f64(),
@@ -66,6 +82,7 @@ impl std::fmt::Display for WaitTime {
             WaitTime::ConstantPacing(s) => write!(f, "constant_pacing({s})"),
             WaitTime::ConstantThroughput(n) => write!(f, "constant_throughput({n})"),
             WaitTime::Poisson(m) => write!(f, "poisson({m})"),
+            WaitTime::Custom(name) => write!(f, "Fn({name:?})"),
         }
     }
 }
@@ -89,6 +106,11 @@ pub struct GroupDef {
     pub sequential: bool,
     /// Its own wait between tasks; the user type's when `None`.
     pub wait: Option<WaitTime>,
+    /// Function run when a user enters the group.
+    pub on_start: Option<String>,
+    /// Function run when a user leaves the group (`interrupt()`, or the
+    /// user stopping while in it).
+    pub on_stop: Option<String>,
 }
 
 /// A task as declared: what it runs, its weight, its tags.
@@ -244,6 +266,12 @@ fn tasks_of(value: Dynamic, pos: Position) -> Result<Vec<TaskDef>, Box<EvalAltRe
 fn wait_of(value: &Dynamic, pos: Position) -> Result<WaitTime, Box<EvalAltResult>> {
     if let Some(w) = value.clone().try_cast::<WaitTime>() {
         Ok(w)
+    } else if let Some(f) = value.clone().try_cast::<FnPtr>() {
+        Ok(WaitTime::Custom(intern(function_name(
+            &f,
+            "a wait function",
+            pos,
+        )?)))
     } else if value.is_unit() {
         Ok(WaitTime::None)
     } else {
@@ -339,6 +367,8 @@ pub(crate) fn group_of(options: Map, pos: Position) -> Result<TaskDef, Box<EvalA
         tasks: Vec::new(),
         sequential: false,
         wait: None,
+        on_start: None,
+        on_stop: None,
     };
     let mut weight = 1;
     let mut tags = Vec::new();
@@ -353,10 +383,12 @@ pub(crate) fn group_of(options: Map, pos: Position) -> Result<TaskDef, Box<EvalA
             "wait" => group.wait = Some(wait_of(&value, pos)?),
             "weight" => weight = weight_of(&value, "weight", pos)?,
             "tags" => tags = tags_of(value, pos)?,
+            "on_start" => group.on_start = hook_of(value, "on_start", pos)?,
+            "on_stop" => group.on_stop = hook_of(value, "on_stop", pos)?,
             other => {
                 return Err(err(
                     format!(
-                        "unknown group option {other:?} (known: tasks, sequential, wait, weight, tags)"
+                        "unknown group option {other:?} (known: tasks, sequential, wait, weight, tags, on_start, on_stop)"
                     ),
                     pos,
                 ));

@@ -41,6 +41,45 @@ fn err(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
     ))
 }
 
+/// Request options a map given to an `http::` function may have.
+pub(crate) const REQUEST_OPTIONS: &[&str] = &[
+    "headers",
+    "body",
+    "json",
+    "form",
+    "query",
+    "name",
+    "timeout",
+    "expect",
+    "redirects",
+];
+
+/// Properties a response has (`r.status`).
+pub(crate) const RESPONSE_PROPERTIES: &[&str] = &[
+    "status",
+    "ok",
+    "error",
+    "body",
+    "body_len",
+    "elapsed_ms",
+    "headers",
+    "data",
+];
+
+/// Methods a response has (`r.json()`).
+pub(crate) const RESPONSE_METHODS: &[&str] = &["fail", "succeed", "header", "json", "to_string"];
+
+/// `unknown request option "x" (did you mean y?)` or the list of known ones.
+pub(crate) fn unknown_option(key: &str) -> String {
+    match crate::scenario::did_you_mean(key, REQUEST_OPTIONS.iter().copied()) {
+        Some(known) => format!("unknown request option {key:?} (did you mean {known}?)"),
+        None => format!(
+            "unknown request option {key:?} (known: {})",
+            REQUEST_OPTIONS.join(", ")
+        ),
+    }
+}
+
 /// Splits a script's URL into (origin index, path and query).
 fn resolve_target(
     ctx: &HttpContext,
@@ -236,19 +275,46 @@ fn build_request(
                 }
                 request.timeout = Some(Duration::from_secs_f64(seconds));
             }
-            other => {
-                return Err(err(
-                    format!(
-                        "unknown request option {other:?} (known: headers, body, json, form, query, name, timeout, expect, redirects)"
-                    ),
-                    pos,
-                ));
-            }
+            other => return Err(err(unknown_option(other), pos)),
         }
     }
     request.name = name.unwrap_or_else(|| path.clone());
     request.path = path;
     Ok(request)
+}
+
+/// Makes `request` a JSON API call (`http::rest`): it accepts JSON, says
+/// its body is JSON unless told otherwise, and keeps the response's body
+/// whatever the script does with it, since it is parsed.
+fn as_rest(request: &mut Request) {
+    let has = |request: &Request, name: &str| {
+        request
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(name))
+    };
+    if !has(request, "accept") {
+        request
+            .headers
+            .push(("Accept".into(), "application/json".into()));
+    }
+    if !request.body.is_empty() && !has(request, "content-type") {
+        request
+            .headers
+            .push(("Content-Type".into(), "application/json".into()));
+    }
+    request.keep_body = true;
+}
+
+/// Why a `http::rest` response fails: a body that is not JSON (an empty one
+/// is fine, as for a 204).
+fn not_json(response: &Response) -> Option<String> {
+    if response.failure.is_some() || response.body.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    serde_json::from_slice::<serde_json::Value>(&response.body)
+        .err()
+        .map(|e| format!("response is not JSON: {e}"))
 }
 
 /// Sends a request through the engine and waits for its response.
@@ -258,9 +324,13 @@ fn send(
     method: Method,
     url: &str,
     options: Option<Map>,
+    rest: bool,
 ) -> Result<HttpResponse, Box<EvalAltResult>> {
     let pos = call.call_position();
-    let request = build_request(ctx, method, url, options, pos)?;
+    let mut request = build_request(ctx, method, url, options, pos)?;
+    if rest {
+        as_rest(&mut request);
+    }
     let expect = request.expect.clone();
     with_ctx(|c| c.pending_open = false);
     match bridge::suspend(Step::Request(Box::new(request))) {
@@ -275,11 +345,15 @@ fn send(
             } else {
                 expect.contains(&response.status)
             };
-            Ok(HttpResponse {
+            let mut response = HttpResponse {
                 ok: response.failure.is_none() && accepted,
                 inner: Rc::new(*response),
                 seq,
-            })
+            };
+            if rest && let Some(reason) = not_json(&response.inner) {
+                reclassify(call, &mut response, Some(reason))?;
+            }
+            Ok(response)
         }
         Some(_) => Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos))),
         None => Err(err(
@@ -332,13 +406,13 @@ pub(crate) fn http_module(ctx: Rc<HttpContext>) -> Module {
     for (fn_name, method) in methods {
         let c = ctx.clone();
         module.set_native_fn(fn_name, move |call: NativeCallContext, url: &str| {
-            send(&c, &call, method, url, None)
+            send(&c, &call, method, url, None, false)
         });
         let c = ctx.clone();
         module.set_native_fn(
             fn_name,
             move |call: NativeCallContext, url: &str, options: Map| {
-                send(&c, &call, method, url, Some(options))
+                send(&c, &call, method, url, Some(options), false)
             },
         );
     }
@@ -352,7 +426,27 @@ pub(crate) fn http_module(ctx: Rc<HttpContext>) -> Module {
                     call.call_position(),
                 )
             })?;
-            send(&c, &call, m, url, Some(options))
+            send(&c, &call, m, url, Some(options), false)
+        },
+    );
+    let rest = |call: &NativeCallContext, c: &HttpContext, method: &str, url: &str, options| {
+        let m = Method::parse(method).ok_or_else(|| {
+            err(
+                format!("unknown HTTP method {method:?}"),
+                call.call_position(),
+            )
+        })?;
+        send(c, call, m, url, options, true)
+    };
+    let c = ctx.clone();
+    module.set_native_fn(
+        "rest",
+        move |call: NativeCallContext, method: &str, url: &str| rest(&call, &c, method, url, None),
+    );
+    module.set_native_fn(
+        "rest",
+        move |call: NativeCallContext, method: &str, url: &str, options: Map| {
+            rest(&call, &ctx, method, url, Some(options))
         },
     );
     module
@@ -413,6 +507,12 @@ pub(crate) fn register_response(engine: &mut rhai::Engine) {
                 rhai::serde::to_dynamic(value)
             },
         )
+        .register_get("data", |r: &mut HttpResponse| -> Dynamic {
+            serde_json::from_slice::<serde_json::Value>(&r.inner.body)
+                .ok()
+                .and_then(|v| rhai::serde::to_dynamic(v).ok())
+                .unwrap_or(Dynamic::UNIT)
+        })
         .register_fn("to_string", |r: &mut HttpResponse| {
             format!("<Response {} ({} bytes)>", r.inner.status, r.inner.body_len)
         });
@@ -472,6 +572,74 @@ mod tests {
         let mut bad = Map::new();
         bad.insert("header".into(), Dynamic::UNIT);
         let e = build_request(&c, Method::Get, "/", Some(bad), Position::NONE).unwrap_err();
-        assert!(e.to_string().contains("unknown request option"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("unknown request option \"header\" (did you mean headers?)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn rest_requests_ask_for_json_and_other_bodies_fail() {
+        let c = ctx();
+        let mut options = Map::new();
+        options.insert("json".into(), Dynamic::from_int(1));
+        let mut r = build_request(&c, Method::Post, "/", Some(options), Position::NONE).unwrap();
+        r.keep_body = false;
+        as_rest(&mut r);
+        assert_eq!(
+            r.headers,
+            vec![
+                ("Content-Type".to_string(), "application/json".to_string()),
+                ("Accept".into(), "application/json".into()),
+            ]
+        );
+        assert!(r.keep_body, "a rest body is parsed, so kept");
+        // A header the script sets wins; no body, no Content-Type.
+        let mut options = Map::new();
+        let mut headers = Map::new();
+        headers.insert("accept".into(), Dynamic::from("application/vnd.x+json"));
+        options.insert("headers".into(), Dynamic::from_map(headers));
+        let mut r = build_request(&c, Method::Get, "/", Some(options), Position::NONE).unwrap();
+        as_rest(&mut r);
+        assert_eq!(r.headers.len(), 1);
+        let response = |body: &[u8]| Response {
+            body: body.to_vec(),
+            ..Response::default()
+        };
+        assert_eq!(not_json(&response(b"{\"a\": [1]}")), None);
+        assert_eq!(not_json(&response(b"")), None);
+        assert_eq!(not_json(&response(b" \r\n")), None);
+        assert_eq!(
+            not_json(&response(b"<html>")).as_deref(),
+            Some("response is not JSON: expected value at line 1 column 1")
+        );
+    }
+
+    /// The lists the typo check uses name every property and method a
+    /// response has, and nothing else: a new getter left out of them would
+    /// be reported as a typo.
+    #[test]
+    fn the_response_lists_match_what_is_registered() {
+        let mut engine = rhai::Engine::new_raw();
+        register_response(&mut engine);
+        let mut properties = Vec::new();
+        let mut methods = Vec::new();
+        for signature in engine.gen_fn_signatures(false) {
+            let name = signature.split('(').next().unwrap().to_string();
+            match name.strip_prefix("get$") {
+                Some(property) => properties.push(property.to_string()),
+                None => methods.push(name),
+            }
+        }
+        properties.sort();
+        methods.sort();
+        methods.dedup();
+        let mut expected_properties: Vec<&str> = RESPONSE_PROPERTIES.to_vec();
+        expected_properties.sort();
+        let mut expected_methods: Vec<&str> = RESPONSE_METHODS.to_vec();
+        expected_methods.sort();
+        assert_eq!(properties, expected_properties);
+        assert_eq!(methods, expected_methods);
     }
 }

@@ -15,7 +15,7 @@ use blast_engine::{Resume, Step};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
 
 use crate::bridge::{self, MAX_CALL_LEVELS};
-use crate::data::Feeds;
+use crate::data::{FeedOptions, Feeds};
 use crate::declare::{
     Declared, TaskDef, WaitTime, group_of, non_negative, positive, tags_of, task_of, user_of,
     weight_of,
@@ -339,8 +339,19 @@ fn register_utilities(engine: &mut Engine, context: &EngineContext) {
     engine.register_fn("interrupt", || with_ctx(|c| c.interrupt = true));
     let feeds = context.feeds.clone();
     engine.register_fn("feed", move |ctx: NativeCallContext, file: &str| {
-        feeds.next(file).map_err(|e| err(e, ctx.call_position()))
+        feeds
+            .next(file, FeedOptions::default())
+            .map_err(|e| err(e, ctx.call_position()))
     });
+    let feeds = context.feeds.clone();
+    engine.register_fn(
+        "feed",
+        move |ctx: NativeCallContext, file: &str, options: Map| {
+            FeedOptions::of(&options)
+                .and_then(|options| feeds.next(file, options))
+                .map_err(|e| err(e, ctx.call_position()))
+        },
+    );
     let data = context.test_data.clone();
     engine.register_fn("test_data", move || data.borrow().clone());
 }

@@ -21,6 +21,8 @@ mod http_api;
 mod language;
 mod scenario;
 mod shape;
+mod this_binding;
+mod typos;
 mod user;
 
 pub use declare::{GroupDef, TaskDef, TaskKind, UserType, WaitTime};

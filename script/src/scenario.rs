@@ -12,11 +12,12 @@ use blast_engine::http::Origin;
 use blast_engine::{ScenarioBuilder, ShardScenario};
 use rhai::{AST, ASTNode, Engine, EvalAltResult, Expr, ParseError, Position, Scope, Stmt};
 
-use crate::data::Feeds;
-use crate::declare::{Declared, TaskDef, TaskKind, UserType};
+use crate::data::{FeedOptions, Feeds, RunCursors};
+use crate::declare::{Declared, TaskDef, TaskKind, UserType, WaitTime};
 use crate::http_api::HttpContext;
 use crate::language::{EngineContext, new_engine};
 use crate::shape::{SHAPE_FUNCTION, Shape};
+use crate::this_binding::{self, Renamed};
 use crate::user::ShardScript;
 
 /// A scenario that cannot be used, with where and why.
@@ -57,6 +58,10 @@ pub(crate) fn innermost(e: &EvalAltResult) -> (&EvalAltResult, String, Position)
     let pos = inner.position();
     let message = match inner {
         EvalAltResult::ErrorRuntime(value, _) if value.is_string() => value.to_string(),
+        EvalAltResult::ErrorUnboundThis(_) => "'this' not bound: only a user's functions \
+            have `this` (its tasks, hooks and wait function, and the functions they call), \
+            not the top level or shape()"
+            .to_string(),
         other => {
             let text = other.to_string();
             let suffix = format!(" ({pos})");
@@ -116,11 +121,14 @@ pub(crate) struct Compiled {
     pub(crate) thresholds: Vec<String>,
     /// What `on_test_start` returned, for `test_data()`.
     pub(crate) test_data: Rc<RefCell<rhai::Dynamic>>,
+    /// Functions renamed so that `this` reaches them (see `this_binding`).
+    pub(crate) renamed: Renamed,
 }
 
 impl Compiled {
     /// Where script function `name` (without parameters) is defined.
     pub(crate) fn function_position(&self, name: &str) -> Position {
+        let name = self.renamed.internal(name);
         self.ast
             .iter_fn_def()
             .find(|f| f.name == name && f.params.is_empty())
@@ -136,6 +144,9 @@ pub(crate) struct CompileContext {
     pub(crate) shard: usize,
     pub(crate) shards: usize,
     pub(crate) tags: TagFilter,
+    /// Where the run's data files read with `cycle: false` are, shared by
+    /// its shards.
+    pub(crate) cursors: RunCursors,
 }
 
 /// `--tags` / `--exclude-tags`, and the user types named on the command
@@ -254,8 +265,8 @@ const KEYWORD_FUNCTIONS: &[&str] = &[
 ];
 
 /// Functions of the `http::` module.
-const HTTP_FUNCTIONS: &[&str] = &[
-    "get", "post", "put", "delete", "head", "patch", "options", "request",
+pub(crate) const HTTP_FUNCTIONS: &[&str] = &[
+    "get", "post", "put", "delete", "head", "patch", "options", "request", "rest",
 ];
 
 /// The closest of `known` to `name`, when close enough to be a typo.
@@ -285,9 +296,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// Calls of functions neither the script nor blast defines: found before
-/// any load, not when a user first reaches them.
-fn check_calls(file: &str, engine: &Engine, ast: &AST) -> Result<(), ScenarioError> {
+/// Every function name a script can call: blast's, Rhai's and its own.
+fn known_functions(engine: &Engine, ast: &AST) -> HashSet<String> {
     let mut known: HashSet<String> = engine
         .gen_fn_signatures(true)
         .iter()
@@ -299,6 +309,12 @@ fn check_calls(file: &str, engine: &Engine, ast: &AST) -> Result<(), ScenarioErr
         .collect();
     known.extend(ast.iter_functions().map(|f| f.name.to_string()));
     known.extend(KEYWORD_FUNCTIONS.iter().map(|s| s.to_string()));
+    known
+}
+
+/// Calls of functions neither the script nor blast defines: found before
+/// any load, not when a user first reaches them.
+fn check_calls(file: &str, known: &HashSet<String>, ast: &AST) -> Result<(), ScenarioError> {
     let mut unknown: Option<(String, Position)> = None;
     ast.walk(&mut |path: &[ASTNode]| {
         let call = match path.last() {
@@ -350,7 +366,8 @@ fn check_calls(file: &str, engine: &Engine, ast: &AST) -> Result<(), ScenarioErr
     ))
 }
 
-/// `feed("literal")` calls whose file does not exist.
+/// `feed("literal")` calls whose file does not exist or cannot be read as
+/// their options (when written out) say, or whose options are wrong.
 fn check_data_files(file: &str, ast: &AST, feeds: &Feeds) -> Result<(), ScenarioError> {
     let mut missing: Option<(String, Position)> = None;
     ast.walk(&mut |path: &[ASTNode]| {
@@ -360,9 +377,19 @@ fn check_data_files(file: &str, ast: &AST, feeds: &Feeds) -> Result<(), Scenario
             && !call.is_qualified()
             && let Some(Expr::StringConstant(data, _)) = call.args.first()
             && missing.is_none()
-            && let Err(e) = crate::data::load(&feeds.resolve(data))
         {
-            missing = Some((e, *pos));
+            let options = match call.args.get(1) {
+                Some(Expr::DynamicConstant(value, _)) => match value.read_lock::<rhai::Map>() {
+                    Some(map) => FeedOptions::of(&map),
+                    None => Ok(FeedOptions::default()),
+                },
+                _ => Ok(FeedOptions::default()),
+            };
+            if let Err(e) =
+                options.and_then(|options| crate::data::load(&feeds.resolve(data), options.header))
+            {
+                missing = Some((e, *pos));
+            }
         }
         missing.is_none()
     });
@@ -379,11 +406,25 @@ fn check_functions(file: &str, ast: &AST, user: &UserType) -> Result<(), Scenari
         for task in list {
             match &task.kind {
                 TaskKind::Function(name) => out.push(("task function", name.clone())),
-                TaskKind::Group(group) => tasks(&group.tasks, out),
+                TaskKind::Group(group) => {
+                    if let Some(f) = &group.on_start {
+                        out.push(("group on_start function", f.clone()));
+                    }
+                    if let Some(f) = &group.on_stop {
+                        out.push(("group on_stop function", f.clone()));
+                    }
+                    if let Some(WaitTime::Custom(f)) = group.wait {
+                        out.push(("wait function", f.to_string()));
+                    }
+                    tasks(&group.tasks, out)
+                }
             }
         }
     }
     tasks(&user.tasks, &mut names);
+    if let WaitTime::Custom(f) = user.wait {
+        names.push(("wait function", f.to_string()));
+    }
     if let Some(f) = &user.on_start {
         names.push(("on_start function", f.clone()));
     }
@@ -467,7 +508,12 @@ pub(crate) fn compile(
         origins: context.origins,
         discarded: RefCell::default(),
     });
-    let feeds = Rc::new(Feeds::new(context.dir, context.shard, context.shards));
+    let feeds = Rc::new(Feeds::new(
+        context.dir,
+        context.shard,
+        context.shards,
+        context.cursors,
+    ));
     let engine_context = EngineContext {
         http: http.clone(),
         declared: Rc::new(RefCell::new(Declared::default())),
@@ -477,7 +523,15 @@ pub(crate) fn compile(
     let mut engine = new_engine(&engine_context);
     let mut ast = engine.compile(source).map_err(|e| parse_error(file, e))?;
     ast.set_source(file);
-    check_calls(file, &engine, &ast)?;
+    let known = known_functions(&engine, &ast);
+    check_calls(file, &known, &ast)?;
+    // Unoptimized, map literals keep their keys and positions.
+    engine.set_optimization_level(rhai::OptimizationLevel::None);
+    let literal = engine.compile(source).map_err(|e| parse_error(file, e))?;
+    engine.set_optimization_level(rhai::OptimizationLevel::Simple);
+    if let Some((message, pos)) = crate::typos::find(&literal, &known) {
+        return Err(script_error(file, message, pos));
+    }
     check_shape(file, &ast)?;
     check_data_files(file, &ast, &feeds)?;
     *http.discarded.borrow_mut() = crate::discard::discarded_calls(&ast, source);
@@ -513,6 +567,7 @@ pub(crate) fn compile(
         .tags
         .check_words(&users)
         .map_err(|message| script_error(file, message, Position::NONE))?;
+    let (ast, renamed) = this_binding::bind(&mut engine, ast);
     let mut dropped_users = context
         .tags
         .keep_user_types(&mut users)
@@ -555,6 +610,7 @@ pub(crate) fn compile(
         dropped_users,
         thresholds,
         test_data: engine_context.test_data,
+        renamed,
     })
 }
 
@@ -609,6 +665,7 @@ impl Scenario {
                 shard: 0,
                 shards: 1,
                 tags: tags.clone(),
+                cursors: RunCursors::default(),
             },
         )?;
         Ok(Scenario {
@@ -665,6 +722,7 @@ impl Scenario {
                 shard: 0,
                 shards: 1,
                 tags: self.tags.clone(),
+                cursors: RunCursors::default(),
             },
         )?;
         Ok(Some(Shape::new(&self.file, compiled)))
@@ -705,6 +763,7 @@ impl Scenario {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
         });
+        let cursors = RunCursors::default();
         Arc::new(move |shard| {
             let compiled = compile(
                 &file,
@@ -715,6 +774,7 @@ impl Scenario {
                     shard,
                     shards,
                     tags: tags.clone(),
+                    cursors: cursors.clone(),
                 },
             )
             .map_err(|e| e.to_string())?;

@@ -37,6 +37,11 @@ pub(crate) struct UserCtx {
     pub(crate) interrupt: bool,
     /// `stop_user()` was called.
     pub(crate) stop_user: bool,
+    /// What the custom wait function returned after the last task.
+    pub(crate) custom_wait: Option<Duration>,
+    /// The user's `this` (a shared map), for helper functions called the
+    /// ordinary way (see `this_binding`).
+    pub(crate) this: Option<Dynamic>,
 }
 
 impl UserCtx {
@@ -49,6 +54,8 @@ impl UserCtx {
             pending_open: false,
             interrupt: false,
             stop_user: false,
+            custom_wait: None,
+            this: None,
         }
     }
 }
@@ -320,11 +327,15 @@ struct ScriptUser {
 }
 
 impl ScriptUser {
-    fn new(shared: Rc<Shared>, role: Role, ctx: UserCtx) -> ScriptUser {
+    fn new(shared: Rc<Shared>, role: Role, mut ctx: UserCtx) -> ScriptUser {
+        // Shared, so that helpers called the ordinary way change the same
+        // map as the task (see `this_binding`).
+        let this = Dynamic::from_map(Map::new()).into_shared();
+        ctx.this = Some(this.clone());
         ScriptUser {
             shared,
             role,
-            this: Some(Dynamic::from_map(Map::new())),
+            this: Some(this),
             work: None,
             ctx,
             groups: Vec::new(),
@@ -403,45 +414,144 @@ impl ScriptUser {
         }
     }
 
-    /// Runs `function` of the scenario on a coroutine.
-    fn run_function(&mut self, function: String) -> Step {
+    /// The wait after a task when the user is in its `depth` outermost
+    /// groups: the innermost of them with a wait of its own, else its type's.
+    fn wait_at(&self, depth: usize) -> WaitTime {
+        self.groups[..depth.min(self.groups.len())]
+            .iter()
+            .rev()
+            .find_map(|g| g.group.wait)
+            .or_else(|| self.user_type().map(|u| u.wait))
+            .unwrap_or(WaitTime::None)
+    }
+
+    /// Starts `plan` on a coroutine, to its first step or its end. The
+    /// user's state must be swapped in (and out again before
+    /// [`ScriptUser::progress`] reads it).
+    fn run(&mut self, plan: Plan) -> Result<Progress<Finished>, Step> {
         let shared = self.shared.clone();
         let mut this = self
             .this
             .take()
             .unwrap_or_else(|| Dynamic::from_map(Map::new()));
         let body = move || {
-            let result = {
-                let options = CallFnOptions::new()
-                    .eval_ast(false)
-                    .rewind_scope(true)
-                    .bind_this_ptr(&mut this);
-                shared.compiled.engine.call_fn_with_options::<Dynamic>(
-                    options,
-                    &mut Scope::new(),
-                    &shared.compiled.ast,
-                    &function,
-                    (),
-                )
-            };
-            match result {
-                Ok(value) => (Outcome::Completed, (this, value)),
-                Err(e) => (
-                    outcome_of(&shared.compiled, &shared.file, &function, &e),
-                    (this, Dynamic::UNIT),
-                ),
-            }
+            let (outcome, value) = plan.run(&shared, &mut this);
+            (outcome, (this, value))
         };
         match bridge::Work::start(&self.shared.stacks, body) {
             Ok((work, progress)) => {
                 self.work = work;
-                self.progress(progress)
+                Ok(progress)
             }
-            Err(e) => Step::Done(Outcome::Failed(ScriptError {
+            Err(e) => Err(Step::Done(Outcome::Failed(ScriptError {
                 message: format!("cannot allocate a coroutine stack: {e}"),
                 location: self.shared.file.clone(),
-            })),
+            }))),
         }
+    }
+}
+
+/// What one piece of work runs.
+#[derive(Default)]
+struct Plan {
+    /// Functions run in order (the on_start hooks of groups just entered,
+    /// then the task; or the on_stop hooks of the groups the user is in,
+    /// innermost first, then its type's on_stop); an error ends the piece.
+    functions: Vec<String>,
+    /// Run when a function calls `interrupt()`: the left group's on_stop.
+    on_interrupt: Option<String>,
+    /// The wait function to call at the end, when the user stays in its
+    /// groups and when it leaves the innermost (after a task only).
+    wait: (Option<&'static str>, Option<&'static str>),
+}
+
+impl Plan {
+    /// Runs the plan as the user whose state is `this`: what the last
+    /// function returned, and how the piece ended.
+    fn run(&self, shared: &Shared, this: &mut Dynamic) -> (Outcome, Dynamic) {
+        let compiled = &shared.compiled;
+        let call = |this: &mut Dynamic, function: &str| {
+            let options = CallFnOptions::new()
+                .eval_ast(false)
+                .rewind_scope(true)
+                .bind_this_ptr(this);
+            compiled
+                .engine
+                .call_fn_with_options::<Dynamic>(
+                    options,
+                    &mut Scope::new(),
+                    &compiled.ast,
+                    compiled.renamed.internal(function),
+                    (),
+                )
+                .map_err(|e| outcome_of(compiled, &shared.file, function, &e))
+        };
+        let mut value = Dynamic::UNIT;
+        let mut outcome = Outcome::Completed;
+        for function in &self.functions {
+            match call(this, function) {
+                Ok(v) => value = v,
+                Err(ended) => {
+                    outcome = ended;
+                    break;
+                }
+            }
+        }
+        if matches!(outcome, Outcome::Aborted | Outcome::StopUser) {
+            return (outcome, value);
+        }
+        let interrupted = with_ctx(|c| c.interrupt);
+        if interrupted
+            && let Some(f) = &self.on_interrupt
+            && let Err(ended) = call(this, f)
+        {
+            if matches!(ended, Outcome::Aborted | Outcome::StopUser) {
+                return (ended, value);
+            }
+            if outcome == Outcome::Completed {
+                outcome = ended;
+            }
+        }
+        let wait = if interrupted {
+            self.wait.1
+        } else {
+            self.wait.0
+        };
+        if let Some(f) = wait {
+            let seconds = call(this, f).and_then(|v| {
+                let seconds = v
+                    .as_float()
+                    .or_else(|_| v.as_int().map(|i| i as f64))
+                    .ok()
+                    .filter(|s| *s >= 0.0)
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok());
+                seconds.ok_or_else(|| {
+                    Outcome::Failed(ScriptError {
+                        message: format!(
+                            "wait function {f}() returned {}; it must return the seconds to wait, a number 0 or more",
+                            if v.is_int() || v.is_float() {
+                                v.to_string()
+                            } else {
+                                v.type_name().to_string()
+                            }
+                        ),
+                        location: location(&shared.file, compiled.function_position(f)),
+                    })
+                })
+            });
+            match seconds {
+                Ok(d) => with_ctx(|c| c.custom_wait = Some(d)),
+                Err(ended) => {
+                    if matches!(ended, Outcome::Aborted | Outcome::StopUser) {
+                        return (ended, value);
+                    }
+                    if outcome == Outcome::Completed {
+                        outcome = ended;
+                    }
+                }
+            }
+        }
+        (outcome, value)
     }
 }
 
@@ -502,23 +612,60 @@ fn outcome_of(compiled: &Compiled, file: &str, function: &str, e: &EvalAltResult
 
 impl VirtualUser for ScriptUser {
     fn start(&mut self, work: Work) -> Step {
-        let function = match (work, self.role) {
+        let mut plan = Plan::default();
+        match (work, self.role) {
             (Work::Task, Role::User(_)) => {
                 self.task_started = Instant::now();
-                self.pick_task()
+                let entered = self.groups.len();
+                let Some(task) = self.pick_task() else {
+                    return Step::Done(Outcome::Completed);
+                };
+                plan.functions = self.groups[entered..]
+                    .iter()
+                    .filter_map(|g| g.group.on_start.clone())
+                    .collect();
+                plan.functions.push(task);
+                plan.on_interrupt = self.groups.last().and_then(|g| g.group.on_stop.clone());
+                let custom = |w: WaitTime| match w {
+                    WaitTime::Custom(f) => Some(f),
+                    _ => None,
+                };
+                let depth = self.groups.len();
+                plan.wait = (
+                    custom(self.wait_at(depth)),
+                    custom(self.wait_at(depth.saturating_sub(1))),
+                );
             }
-            (Work::OnStart, Role::User(_)) => self.user_type().and_then(|u| u.on_start.clone()),
-            (Work::OnStop, Role::User(_)) => self.user_type().and_then(|u| u.on_stop.clone()),
-            (Work::OnStart, Role::Hook(name)) => Some(name.to_string()),
-            (_, Role::Hook(_)) => None,
-        };
-        let Some(function) = function else {
+            (Work::OnStart, Role::User(_)) => {
+                plan.functions
+                    .extend(self.user_type().and_then(|u| u.on_start.clone()));
+            }
+            (Work::OnStop, Role::User(_)) => {
+                // Leaving the groups it is in, innermost first.
+                plan.functions = self
+                    .groups
+                    .drain(..)
+                    .rev()
+                    .filter_map(|g| g.group.on_stop.clone())
+                    .collect();
+                plan.functions
+                    .extend(self.user_type().and_then(|u| u.on_stop.clone()));
+            }
+            (Work::OnStart, Role::Hook(name)) => plan.functions.push(name.to_string()),
+            (_, Role::Hook(_)) => {}
+        }
+        if plan.functions.is_empty() {
             return Step::Done(Outcome::Completed);
-        };
+        }
         swap_ctx(&mut self.ctx);
-        let step = self.run_function(function);
+        let started = self.run(plan);
         swap_ctx(&mut self.ctx);
-        step
+        // Only now is `self.ctx` the user's again: a piece that ended at
+        // once (an `interrupt()` in a task without a request) is seen.
+        match started {
+            Ok(progress) => self.progress(progress),
+            Err(step) => step,
+        }
     }
 
     fn resume(&mut self, input: Resume) -> Step {
@@ -535,13 +682,11 @@ impl VirtualUser for ScriptUser {
     }
 
     fn wait(&mut self) -> Wait {
-        let wait = self
-            .groups
-            .iter()
-            .rev()
-            .find_map(|g| g.group.wait)
-            .or_else(|| self.user_type().map(|u| u.wait))
-            .unwrap_or(WaitTime::None);
+        let wait = self.wait_at(self.groups.len());
+        if let WaitTime::Custom(_) = wait {
+            // Its function ran at the end of the task.
+            return Wait::For(self.ctx.custom_wait.take().unwrap_or_default());
+        }
         match wait.period() {
             Some(period) => Wait::Pace(period),
             None => Wait::For(wait.after(self.task_started.elapsed(), self.ctx.rng.f64())),
@@ -609,6 +754,7 @@ mod tests {
             shard: 0,
             shards: 1,
             tags: crate::TagFilter::default(),
+            cursors: crate::data::RunCursors::default(),
         };
         let compiled = crate::scenario::compile("u.rhai", source, context).unwrap();
         ShardScript::new("u.rhai", compiled, seed, vec![0, 0], 1)
@@ -671,6 +817,106 @@ mod tests {
             matches!(&step, Step::Done(Outcome::Failed(e)) if e.message == "sleep's seconds must be a number, not string"),
             "{step:?}"
         );
+    }
+
+    /// Drives a piece of work whose steps are all sleeps to its end: the
+    /// seconds slept, in order, and how it ended.
+    fn sleeps(user: &mut Box<dyn VirtualUser>, work: Work) -> (Vec<f64>, Outcome) {
+        let mut slept = Vec::new();
+        let mut step = user.start(work);
+        loop {
+            match step {
+                Step::Sleep(d) => slept.push(d.as_secs_f64()),
+                Step::Done(outcome) => return (slept, outcome),
+                other => panic!("unexpected {other:?}"),
+            }
+            step = user.resume(Resume::Woke);
+        }
+    }
+
+    #[test]
+    fn groups_run_their_hooks_on_entering_and_leaving() {
+        let shard = shard_of(
+            "user(\"A\", #{ on_stop: Fn(\"bye\"), tasks: [group(#{ on_start: Fn(\"enter\"), on_stop: Fn(\"leave\"), tasks: [Fn(\"inside\")] })] });\n\
+             fn enter() { sleep(1); }\n\
+             fn leave() { sleep(2); }\n\
+             fn inside() { this.n = if this.n == () { 1 } else { this.n + 1 }; sleep(3); if this.n == 2 { interrupt(); } }\n\
+             fn bye() { sleep(4); }\n",
+            1,
+        );
+        let mut user = shard.new_user(0);
+        let done = Outcome::Completed;
+        assert_eq!(sleeps(&mut user, Work::Task), (vec![1.0, 3.0], done));
+        // interrupt() leaves the group: its on_stop runs after the task.
+        let done = Outcome::Completed;
+        assert_eq!(sleeps(&mut user, Work::Task), (vec![3.0, 2.0], done));
+        let done = Outcome::Completed;
+        assert_eq!(sleeps(&mut user, Work::Task), (vec![1.0, 3.0], done));
+        // Stopping while in the group leaves it, then the user's on_stop.
+        let done = Outcome::Completed;
+        assert_eq!(sleeps(&mut user, Work::OnStop), (vec![2.0, 4.0], done));
+    }
+
+    #[test]
+    fn nested_groups_are_entered_outermost_first_and_left_innermost_first() {
+        let shard = shard_of(
+            "user(\"A\", #{ on_stop: Fn(\"bye\"), tasks: [group(#{ on_start: Fn(\"outer_in\"), on_stop: Fn(\"outer_out\"), tasks: [\n\
+                 group(#{ on_start: Fn(\"inner_in\"), on_stop: Fn(\"inner_out\"), tasks: [Fn(\"t\")] })] })] });\n\
+             fn outer_in() { sleep(1); }\nfn inner_in() { sleep(2); }\nfn t() { sleep(3); }\n\
+             fn inner_out() { sleep(4); }\nfn outer_out() { sleep(5); }\nfn bye() { sleep(6); }\n",
+            1,
+        );
+        let mut user = shard.new_user(0);
+        let done = Outcome::Completed;
+        assert_eq!(sleeps(&mut user, Work::Task), (vec![1.0, 2.0, 3.0], done));
+        let done = Outcome::Completed;
+        assert_eq!(sleeps(&mut user, Work::Task), (vec![3.0], done));
+        let done = Outcome::Completed;
+        assert_eq!(sleeps(&mut user, Work::OnStop), (vec![4.0, 5.0, 6.0], done));
+    }
+
+    #[test]
+    fn a_wait_function_sets_each_wait_as_the_user() {
+        let shard = shard_of(
+            "user(\"A\", #{ wait: Fn(\"my_wait\"), tasks: [Fn(\"t\"), group(#{ wait: Fn(\"group_wait\"), sequential: true, tasks: [Fn(\"g1\"), Fn(\"g2\")] })], sequential: true });\n\
+             fn t() { this.n = if this.n == () { 1 } else { this.n + 1 }; }\n\
+             fn g1() { }\n\
+             fn g2() { interrupt(); }\n\
+             fn my_wait() { this.n * 0.5 }\n\
+             fn group_wait() { this.n * 0.25 }\n",
+            1,
+        );
+        let mut user = shard.new_user(0);
+        let mut waits = Vec::new();
+        for _ in 0..6 {
+            assert_eq!(sleeps(&mut user, Work::Task).1, Outcome::Completed);
+            waits.push(user.wait());
+        }
+        let ms = Duration::from_millis;
+        // t; g1 in the group (its wait); g2, which leaves the group, so the
+        // type's wait applies; then again with n = 2.
+        assert_eq!(
+            waits,
+            [ms(500), ms(250), ms(500), ms(1000), ms(500), ms(1000)]
+                .map(Wait::For)
+                .to_vec()
+        );
+        let bad = shard_of(
+            "user(\"A\", #{ wait: Fn(\"my_wait\"), tasks: [Fn(\"t\")] });\n\
+             fn t() { }\n\
+             fn my_wait() { \"soon\" }\n",
+            1,
+        );
+        let mut user = bad.new_user(0);
+        let (_, outcome) = sleeps(&mut user, Work::Task);
+        assert_eq!(
+            outcome,
+            Outcome::Failed(ScriptError {
+                message: "wait function my_wait() returned string; it must return the seconds to wait, a number 0 or more".into(),
+                location: "u.rhai:3:14".into(),
+            })
+        );
+        assert_eq!(user.wait(), Wait::For(Duration::ZERO));
     }
 
     #[test]
