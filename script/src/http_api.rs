@@ -84,6 +84,20 @@ fn resolve_target(
     Ok((index as u16, path.to_string()))
 }
 
+/// The URL a script's request went to, for `on_request`: a path joined
+/// to the user's origin.
+fn request_url(ctx: &HttpContext, url: &str) -> String {
+    if !url.starts_with('/') {
+        return url.to_string();
+    }
+    let origin = with_ctx(|c| usize::from(c.origin));
+    match ctx.origins.get(origin) {
+        Some((Scheme::Http, host)) => format!("http://{host}{url}"),
+        Some((Scheme::Https, host)) => format!("https://{host}{url}"),
+        None => url.to_string(),
+    }
+}
+
 fn string_of(value: &Dynamic, what: &str, pos: Position) -> Result<String, Box<EvalAltResult>> {
     if value.is_string() {
         return Ok(value.clone().into_string().unwrap_or_default());
@@ -262,7 +276,10 @@ fn send(
     let pos = call.call_position();
     let request = build_request(ctx, method, url, options, pos)?;
     let expect = request.expect.clone();
+    // The previous response's result is final once this request goes.
+    crate::request_hook::run_from(call);
     with_ctx(|c| c.pending_open = false);
+    let hooked = with_ctx(|c| c.on_request).then(|| (request.name.clone(), request_url(ctx, url)));
     match bridge::suspend(Step::Request(Box::new(request))) {
         Some(Resume::Response(response)) => {
             let seq = with_ctx(|c| {
@@ -275,6 +292,22 @@ fn send(
             } else {
                 expect.contains(&response.status)
             };
+            if let Some((name, url)) = hooked {
+                crate::request_hook::finished(|| crate::request_hook::RequestInfo {
+                    method: method.as_str(),
+                    name,
+                    url,
+                    status: response.status,
+                    latency_ms: response.elapsed.as_secs_f64() * 1000.0,
+                    size: response.body_len,
+                    ok: response.failure.is_none() && accepted,
+                    error: match response.failure {
+                        Some(kind) => kind.to_string(),
+                        None if !accepted => format!("HTTP {}", response.status),
+                        None => String::new(),
+                    },
+                });
+            }
             Ok(HttpResponse {
                 ok: response.failure.is_none() && accepted,
                 inner: Rc::new(*response),
@@ -311,6 +344,7 @@ fn reclassify(
         ));
     }
     r.ok = failure.is_none();
+    crate::request_hook::reclassified(failure.as_deref());
     match bridge::suspend(Step::Reclassify(failure)) {
         Some(Resume::Stopping) => Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos))),
         _ => Ok(()),

@@ -19,8 +19,10 @@ mod declare;
 mod discard;
 mod http_api;
 mod language;
+mod request_hook;
 mod scenario;
 mod shape;
+mod shared;
 mod user;
 
 pub use declare::{GroupDef, TaskDef, TaskKind, UserType, WaitTime};

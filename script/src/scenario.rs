@@ -17,6 +17,7 @@ use crate::declare::{Declared, TaskDef, TaskKind, UserType};
 use crate::http_api::HttpContext;
 use crate::language::{EngineContext, new_engine};
 use crate::shape::{SHAPE_FUNCTION, Shape};
+use crate::shared::{STORE_FUNCTIONS, SharedStore};
 use crate::user::ShardScript;
 
 /// A scenario that cannot be used, with where and why.
@@ -116,6 +117,8 @@ pub(crate) struct Compiled {
     pub(crate) thresholds: Vec<String>,
     /// What `on_test_start` returned, for `test_data()`.
     pub(crate) test_data: Rc<RefCell<rhai::Dynamic>>,
+    /// The scenario defines `on_request(req)`.
+    pub(crate) on_request: bool,
 }
 
 impl Compiled {
@@ -136,6 +139,8 @@ pub(crate) struct CompileContext {
     pub(crate) shard: usize,
     pub(crate) shards: usize,
     pub(crate) tags: TagFilter,
+    /// The node's `store::` (shared state) (a throwaway one where nothing runs).
+    pub(crate) shared: Arc<SharedStore>,
 }
 
 /// `--tags` / `--exclude-tags`.
@@ -260,7 +265,8 @@ fn check_calls(file: &str, engine: &Engine, ast: &AST) -> Result<(), ScenarioErr
         {
             let name = call.name.as_str();
             let missing = if call.is_qualified() {
-                call.namespace.root() == "http" && !HTTP_FUNCTIONS.contains(&name)
+                (call.namespace.root() == "http" && !HTTP_FUNCTIONS.contains(&name))
+                    || (call.namespace.root() == "store" && !STORE_FUNCTIONS.contains(&name))
             } else {
                 !known.contains(name)
                     && name
@@ -282,10 +288,12 @@ fn check_calls(file: &str, engine: &Engine, ast: &AST) -> Result<(), ScenarioErr
     let Some((name, pos)) = unknown else {
         return Ok(());
     };
-    let hint = match name.strip_prefix("http::") {
-        Some(short) => did_you_mean(short, HTTP_FUNCTIONS.iter().copied())
+    let hint = match (name.strip_prefix("http::"), name.strip_prefix("store::")) {
+        (Some(short), _) => did_you_mean(short, HTTP_FUNCTIONS.iter().copied())
             .map(|k| format!(" (did you mean http::{k}?)")),
-        None => did_you_mean(&name, known.iter().map(String::as_str))
+        (_, Some(short)) => did_you_mean(short, STORE_FUNCTIONS.iter().copied())
+            .map(|k| format!(" (did you mean store::{k}?)")),
+        _ => did_you_mean(&name, known.iter().map(String::as_str))
             .map(|k| format!(" (did you mean {k}?)")),
     }
     .unwrap_or_else(|| {
@@ -421,12 +429,14 @@ pub(crate) fn compile(
         declared: Rc::new(RefCell::new(Declared::default())),
         feeds: feeds.clone(),
         test_data: Rc::new(RefCell::new(rhai::Dynamic::UNIT)),
+        shared: context.shared,
     };
     let mut engine = new_engine(&engine_context);
     let mut ast = engine.compile(source).map_err(|e| parse_error(file, e))?;
     ast.set_source(file);
     check_calls(file, &engine, &ast)?;
     check_shape(file, &ast)?;
+    let on_request = crate::request_hook::defined(file, &ast)?;
     check_data_files(file, &ast, &feeds)?;
     *http.discarded.borrow_mut() = crate::discard::discarded_calls(&ast, source);
     let mut top = Scope::new();
@@ -496,6 +506,7 @@ pub(crate) fn compile(
         dropped_users,
         thresholds,
         test_data: engine_context.test_data,
+        on_request,
     })
 }
 
@@ -550,6 +561,7 @@ impl Scenario {
                 shard: 0,
                 shards: 1,
                 tags: tags.clone(),
+                shared: Arc::default(),
             },
         )?;
         Ok(Scenario {
@@ -606,6 +618,7 @@ impl Scenario {
                 shard: 0,
                 shards: 1,
                 tags: self.tags.clone(),
+                shared: Arc::default(),
             },
         )?;
         Ok(Some(Shape::new(&self.file, compiled)))
@@ -636,6 +649,8 @@ impl Scenario {
         let dir = self.dir.clone();
         let tags = self.tags.clone();
         let extra = self.extra_hosts();
+        // One store for the node: every shard's engine shares it.
+        let store = Arc::new(SharedStore::default());
         let origin_list: Vec<_> = origins
             .iter()
             .map(|o| (o.scheme, o.host_header.clone()))
@@ -656,6 +671,7 @@ impl Scenario {
                     shard,
                     shards,
                     tags: tags.clone(),
+                    shared: store.clone(),
                 },
             )
             .map_err(|e| e.to_string())?;

@@ -14,6 +14,7 @@ use rhai::{CallFnOptions, Dynamic, EvalAltResult, Map, Scope};
 use crate::bridge::{self, Progress, StackPool};
 use crate::declare::{GroupDef, TaskDef, TaskKind, UserType, WaitTime};
 use crate::language::STOP_USER;
+use crate::request_hook::{self, RequestInfo};
 use crate::scenario::{Compiled, innermost, location};
 
 /// The running user's own state that script functions reach: swapped into
@@ -37,6 +38,12 @@ pub(crate) struct UserCtx {
     pub(crate) interrupt: bool,
     /// `stop_user()` was called.
     pub(crate) stop_user: bool,
+    /// The scenario defines `on_request(req)`.
+    pub(crate) on_request: bool,
+    /// `on_request` is running: its own requests are not passed to it.
+    pub(crate) in_hook: bool,
+    /// The latest request, kept for `on_request` until its result is final.
+    pub(crate) finished_request: Option<RequestInfo>,
 }
 
 impl UserCtx {
@@ -49,6 +56,9 @@ impl UserCtx {
             pending_open: false,
             interrupt: false,
             stop_user: false,
+            on_request: false,
+            in_hook: false,
+            finished_request: None,
         }
     }
 }
@@ -320,7 +330,8 @@ struct ScriptUser {
 }
 
 impl ScriptUser {
-    fn new(shared: Rc<Shared>, role: Role, ctx: UserCtx) -> ScriptUser {
+    fn new(shared: Rc<Shared>, role: Role, mut ctx: UserCtx) -> ScriptUser {
+        ctx.on_request = shared.compiled.on_request;
         ScriptUser {
             shared,
             role,
@@ -424,6 +435,8 @@ impl ScriptUser {
                     (),
                 )
             };
+            // The last request's result is final now.
+            request_hook::run_after(&shared.compiled.engine, &shared.compiled.ast, &shared.file);
             match result {
                 Ok(value) => (Outcome::Completed, (this, value)),
                 Err(e) => (
@@ -609,6 +622,7 @@ mod tests {
             shard: 0,
             shards: 1,
             tags: crate::TagFilter::default(),
+            shared: Arc::default(),
         };
         let compiled = crate::scenario::compile("u.rhai", source, context).unwrap();
         ShardScript::new("u.rhai", compiled, seed, vec![0, 0], 1)
