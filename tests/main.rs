@@ -9,5 +9,6 @@ mod load_models;
 mod outputs;
 mod scenario_language;
 mod scripts;
+mod shared_state;
 mod support;
 mod target_runs;
