@@ -5,6 +5,7 @@ mod blast_cli;
 mod engine_faults;
 mod engine_nginx;
 mod harness_selftest;
+mod hosts;
 mod load_models;
 mod outputs;
 mod scenario_language;

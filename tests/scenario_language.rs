@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::blast_cli::{
-    Ran, Scratch, assert_matches_schema, blast, endpoint, exclusive, failures, run_json,
+    Ran, Scratch, assert_matches_schema, blast, blast_with_env, endpoint, exclusive, failures, run_json,
     run_json_code, start_target, total_requests,
 };
 use blast_target::{Counts, Target};
@@ -541,7 +541,9 @@ fn every_example_runs_without_script_errors() {
             std::process::id(),
             example.file_stem().unwrap().to_string_lossy()
         ));
-        let ran = blast(&[
+        // two_hosts.rhai's second host: the same target by another name.
+        let api = format!("http://localhost:{}", target.addr().port());
+        let ran = blast_with_env(&[
             "run",
             "-s",
             example.to_str().unwrap(),
@@ -558,7 +560,7 @@ fn every_example_runs_without_script_errors() {
             "--json",
             json.to_str().unwrap(),
             "--only-summary",
-        ]);
+        ], &[("API_HOST", &api)]);
         assert_eq!(ran.code, 0, "{}: {}", example.display(), ran.stderr);
         let summary: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();

@@ -4,9 +4,10 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
-use blast_engine::http::{Request, Response, Scheme};
+use blast_engine::http::{Origins, Request, Response, Scheme};
 use blast_engine::{Resume, Step};
 use blast_proto::Method;
 use rhai::{Dynamic, EvalAltResult, ImmutableString, Map, Module, NativeCallContext, Position};
@@ -16,8 +17,12 @@ use crate::user::with_ctx;
 
 /// What the http functions of one shard need to know.
 pub(crate) struct HttpContext {
-    /// `(scheme, host header)` of each resolved origin, by origin index.
-    pub(crate) origins: Vec<(Scheme, String)>,
+    /// The node's origins; `None` where nothing is sent (the check on the
+    /// main thread).
+    pub(crate) origins: Option<Arc<Origins>>,
+    /// `(scheme, authority, index)` of the origins this shard's scripts
+    /// named by absolute URL: found again without a lock.
+    pub(crate) named: RefCell<Vec<(Scheme, String, u16)>>,
     /// Positions of `http::` calls whose result the script discards: their
     /// bodies are counted and dropped, never kept.
     pub(crate) discarded: RefCell<HashSet<Position>>,
@@ -69,19 +74,28 @@ fn resolve_target(
         Scheme::Https => ":443",
     };
     let authority = authority.strip_suffix(default_port).unwrap_or(authority);
-    let index = ctx
-        .origins
+    let named = ctx
+        .named
+        .borrow()
         .iter()
-        .position(|(s, host)| *s == scheme && host.eq_ignore_ascii_case(authority))
-        .ok_or_else(|| {
-            err(
-                format!(
-                    "host {authority:?} was not resolved before the run: only the run's host (-H) can be used"
-                ),
-                pos,
-            )
-        })?;
-    Ok((index as u16, path.to_string()))
+        .find(|(s, a, _)| *s == scheme && a.eq_ignore_ascii_case(authority))
+        .map(|&(.., index)| index);
+    if let Some(index) = named {
+        return Ok((index, path.to_string()));
+    }
+    let Some(origins) = &ctx.origins else {
+        // Nothing is sent here: the request fails as outside a task.
+        return Ok((0, path.to_string()));
+    };
+    // A host new to the run is looked up off the shard thread; the request
+    // waits for it in the engine.
+    let index = origins
+        .index_of(scheme, authority)
+        .map_err(|e| err(e.to_string(), pos))?;
+    ctx.named
+        .borrow_mut()
+        .push((scheme, authority.to_string(), index));
+    Ok((index, path.to_string()))
 }
 
 /// The URL a script's request went to, for `on_request`: a path joined
@@ -90,10 +104,9 @@ fn request_url(ctx: &HttpContext, url: &str) -> String {
     if !url.starts_with('/') {
         return url.to_string();
     }
-    let origin = with_ctx(|c| usize::from(c.origin));
-    match ctx.origins.get(origin) {
-        Some((Scheme::Http, host)) => format!("http://{host}{url}"),
-        Some((Scheme::Https, host)) => format!("https://{host}{url}"),
+    let origin = with_ctx(|c| c.origin);
+    match ctx.origins.as_ref().and_then(|o| o.ready(origin)) {
+        Some(origin) => format!("{}{url}", origin.url()),
         None => url.to_string(),
     }
 }
@@ -457,11 +470,21 @@ mod tests {
     use super::*;
 
     fn ctx() -> HttpContext {
+        let https = blast_engine::http::Origin {
+            scheme: Scheme::Https,
+            host: "example.test".into(),
+            port: 443,
+            addr: "127.0.0.1:443".parse().unwrap(),
+            host_header: "example.test".into(),
+            base_path: String::new(),
+        };
+        let origins = vec![
+            blast_engine::http::Origin::resolve("http://127.0.0.1:8080").unwrap(),
+            https,
+        ];
         HttpContext {
-            origins: vec![
-                (Scheme::Http, "127.0.0.1:8080".into()),
-                (Scheme::Https, "example.test".into()),
-            ],
+            origins: Some(Arc::new(Origins::new(origins, false))),
+            named: RefCell::default(),
             discarded: RefCell::default(),
         }
     }
@@ -482,7 +505,21 @@ mod tests {
             resolve_target(&c, "https://example.test:443", p).unwrap(),
             (1, "/".into())
         );
-        assert!(resolve_target(&c, "http://other.test/", p).is_err());
+        // A host new to the run gets the next index, the same each time.
+        assert_eq!(
+            resolve_target(&c, "http://other.invalid/a", p).unwrap(),
+            (2, "/a".into())
+        );
+        assert_eq!(
+            resolve_target(&c, "http://OTHER.invalid:80", p).unwrap(),
+            (2, "/".into())
+        );
+        assert_eq!(
+            resolve_target(&c, "https://other.invalid/", p).unwrap(),
+            (3, "/".into())
+        );
+        let e = resolve_target(&c, "http://a b/", p).unwrap_err();
+        assert!(e.to_string().contains("invalid URL"), "{e}");
         assert!(resolve_target(&c, "items", p).is_err());
     }
 

@@ -17,6 +17,7 @@ mod bridge;
 mod data;
 mod declare;
 mod discard;
+mod hosts;
 mod http_api;
 mod language;
 mod request_hook;

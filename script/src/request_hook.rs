@@ -148,7 +148,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use blast_engine::http::{Response, Scheme};
+    use blast_engine::http::Response;
     use blast_engine::{Outcome, Resume, ShardScenario, Step, VirtualUser, Work};
 
     use crate::scenario::{CompileContext, compile};
@@ -156,7 +156,10 @@ mod tests {
 
     fn user_of(source: &str) -> Box<dyn VirtualUser> {
         let context = CompileContext {
-            origins: vec![(Scheme::Http, "127.0.0.1:1".into())],
+            origins: Some(Arc::new(blast_engine::http::Origins::new(
+                vec![blast_engine::http::Origin::resolve("http://127.0.0.1:1").unwrap()],
+                false,
+            ))),
             dir: std::path::PathBuf::new(),
             shard: 0,
             shards: 1,

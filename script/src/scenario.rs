@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use blast_engine::http::Origin;
+use blast_engine::http::Origins;
 use blast_engine::{ScenarioBuilder, ShardScenario};
 use rhai::{AST, ASTNode, Engine, EvalAltResult, Expr, ParseError, Position, Scope, Stmt};
 
@@ -131,10 +131,10 @@ impl Compiled {
     }
 }
 
-/// Where a compile happens: the run's origins (empty on the main thread,
+/// Where a compile happens: the run's origins (none on the main thread,
 /// where nothing is sent), data files, and this shard's place.
 pub(crate) struct CompileContext {
-    pub(crate) origins: Vec<(blast_engine::http::Scheme, String)>,
+    pub(crate) origins: Option<Arc<Origins>>,
     pub(crate) dir: PathBuf,
     pub(crate) shard: usize,
     pub(crate) shards: usize,
@@ -421,6 +421,7 @@ pub(crate) fn compile(
 ) -> Result<Compiled, ScenarioError> {
     let http = Rc::new(HttpContext {
         origins: context.origins,
+        named: RefCell::default(),
         discarded: RefCell::default(),
     });
     let feeds = Rc::new(Feeds::new(context.dir, context.shard, context.shards));
@@ -522,6 +523,7 @@ pub struct Scenario {
     has_test_start: bool,
     has_test_stop: bool,
     has_shape: bool,
+    literal_hosts: Vec<String>,
 }
 
 impl Scenario {
@@ -556,7 +558,7 @@ impl Scenario {
             file,
             source,
             CompileContext {
-                origins: Vec::new(),
+                origins: None,
                 dir: dir.clone(),
                 shard: 0,
                 shards: 1,
@@ -571,6 +573,7 @@ impl Scenario {
             has_test_start: !compiled.function_position("on_test_start").is_none(),
             has_test_stop: !compiled.function_position("on_test_stop").is_none(),
             has_shape: compiled.ast.iter_fn_def().any(|f| f.name == SHAPE_FUNCTION),
+            literal_hosts: crate::hosts::literal_hosts(&compiled.ast),
             users: compiled.users,
             thresholds: compiled.thresholds,
             tags,
@@ -613,7 +616,7 @@ impl Scenario {
             &self.file,
             &self.source,
             CompileContext {
-                origins: Vec::new(),
+                origins: None,
                 dir: self.dir.clone(),
                 shard: 0,
                 shards: 1,
@@ -639,11 +642,25 @@ impl Scenario {
         hosts
     }
 
+    /// Hosts the script names in absolute URLs (`scheme://authority`, in
+    /// order of appearance): resolve them before the run, after
+    /// [`Scenario::extra_hosts`], so a first request does not wait for a
+    /// lookup. Any other host is resolved on first use.
+    pub fn literal_hosts(&self) -> &[String] {
+        &self.literal_hosts
+    }
+
     /// What builds this scenario on each of `shards` shards, with requests
     /// going to `origins` (the run's host first, then
-    /// [`Scenario::extra_hosts`]) and users' random choices seeded from
-    /// `seed` when given.
-    pub fn builder(&self, origins: &[Origin], seed: Option<u64>, shards: usize) -> ScenarioBuilder {
+    /// [`Scenario::extra_hosts`]; the node's own table, which hosts named
+    /// during the run join) and users' random choices seeded from `seed`
+    /// when given.
+    pub fn builder(
+        &self,
+        origins: &Arc<Origins>,
+        seed: Option<u64>,
+        shards: usize,
+    ) -> ScenarioBuilder {
         let file = self.file.clone();
         let source = self.source.clone();
         let dir = self.dir.clone();
@@ -651,10 +668,7 @@ impl Scenario {
         let extra = self.extra_hosts();
         // One store for the node: every shard's engine shares it.
         let store = Arc::new(SharedStore::default());
-        let origin_list: Vec<_> = origins
-            .iter()
-            .map(|o| (o.scheme, o.host_header.clone()))
-            .collect();
+        let origins = origins.clone();
         let seed = seed.unwrap_or_else(|| {
             // A fresh seed per run, the same on every shard.
             std::time::SystemTime::now()
@@ -666,7 +680,7 @@ impl Scenario {
                 &file,
                 &source,
                 CompileContext {
-                    origins: origin_list.clone(),
+                    origins: Some(origins.clone()),
                     dir: dir.clone(),
                     shard,
                     shards,

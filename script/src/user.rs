@@ -617,7 +617,10 @@ mod tests {
 
     fn shard_of(source: &str, seed: u64) -> ShardScript {
         let context = crate::scenario::CompileContext {
-            origins: vec![(blast_engine::http::Scheme::Http, "127.0.0.1:1".into())],
+            origins: Some(Arc::new(blast_engine::http::Origins::new(
+                vec![blast_engine::http::Origin::resolve("http://127.0.0.1:1").unwrap()],
+                false,
+            ))),
             dir: std::path::PathBuf::new(),
             shard: 0,
             shards: 1,
