@@ -122,7 +122,16 @@ fn hosts_named_by_url_or_reached_by_redirect_are_resolved_and_bad_names_fail_cle
         &scenario,
         &url,
         &[
-            "-u", "4", "-r", "20", "-t", "2s", "--cores", "2", "--exit-code-on-error", "0",
+            "-u",
+            "4",
+            "-r",
+            "20",
+            "-t",
+            "2s",
+            "--cores",
+            "2",
+            "--exit-code-on-error",
+            "0",
         ],
     );
     assert!(
@@ -141,13 +150,25 @@ fn hosts_named_by_url_or_reached_by_redirect_are_resolved_and_bad_names_fail_cle
     assert_eq!(
         failed,
         [
-            ("nowhere".to_string(), "cannot resolve host".to_string(), tasks),
+            (
+                "nowhere".to_string(),
+                "cannot resolve host".to_string(),
+                tasks
+            ),
             ("nowhere later".into(), "cannot resolve host".into(), tasks),
-            ("redirected nowhere".into(), "cannot resolve host".into(), tasks),
+            (
+                "redirected nowhere".into(),
+                "cannot resolve host".into(),
+                tasks
+            ),
         ],
         "{summary:#}"
     );
-    assert_eq!(summary["errors"].as_array().unwrap().len(), 0, "{summary:#}");
+    assert_eq!(
+        summary["errors"].as_array().unwrap().len(),
+        0,
+        "{summary:#}"
+    );
     assert_eq!(total_requests(&summary), 7 * tasks);
 }
 
@@ -161,8 +182,22 @@ fn the_two_hosts_example_reaches_its_second_host_by_url() {
     let url = format!("http://{}", run_host.addr());
     let ran = blast_with_env(
         &[
-            "run", "-s", example.to_str().unwrap(), "-H", &url, "-u", "4", "-r", "20", "-t", "2s",
-            "--cores", "2", "--json", json.to_str().unwrap(), "--only-summary",
+            "run",
+            "-s",
+            example.to_str().unwrap(),
+            "-H",
+            &url,
+            "-u",
+            "4",
+            "-r",
+            "20",
+            "-t",
+            "2s",
+            "--cores",
+            "2",
+            "--json",
+            json.to_str().unwrap(),
+            "--only-summary",
         ],
         &[("API_HOST", &api_url)],
     );
@@ -183,7 +218,9 @@ fn the_two_hosts_example_reaches_its_second_host_by_url() {
     assert_eq!(summary["total"]["failures"], 0, "{summary:#}");
     let check = blast(&["check", "-s", example.to_str().unwrap()]);
     assert!(
-        check.stdout.contains("hosts besides -H: http://localhost:8089\n"),
+        check
+            .stdout
+            .contains("hosts besides -H: http://localhost:8089\n"),
         "{}",
         check.stdout
     );

@@ -28,10 +28,24 @@ fn each_credential_goes_to_one_user_across_cores_and_users_without_one_stop() {
         assert_eq!(counts.path(&format!("/items/{id}")), 1, "{counts:?}");
     }
     assert_eq!(counts.path("/items/5"), 0);
-    assert_eq!(ran.stderr.matches("no account left").count(), 2, "{}", ran.stderr);
-    assert_eq!(summary["errors"].as_array().unwrap().len(), 0, "{summary:#}");
+    assert_eq!(
+        ran.stderr.matches("no account left").count(),
+        2,
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(
+        summary["errors"].as_array().unwrap().len(),
+        0,
+        "{summary:#}"
+    );
     assert_eq!(summary["total"]["failures"], 0);
-    assert!(endpoint(&summary, "GET", "/me")["requests"].as_u64().unwrap() > 4);
+    assert!(
+        endpoint(&summary, "GET", "/me")["requests"]
+            .as_u64()
+            .unwrap()
+            > 4
+    );
     assert_eq!(total_requests(&summary), counts.total);
 }
 
@@ -61,7 +75,11 @@ fn the_request_hook_sees_every_request_once() {
     assert_eq!(ok + 1, total, "{line}");
     assert_eq!(target.counts().total, total);
     assert_eq!(target.counts().path("/echo"), 1);
-    assert_eq!(summary["errors"].as_array().unwrap().len(), 0, "{summary:#}");
+    assert_eq!(
+        summary["errors"].as_array().unwrap().len(),
+        0,
+        "{summary:#}"
+    );
 }
 
 #[test]
@@ -92,10 +110,11 @@ fn an_error_in_the_request_hook_is_counted_and_changes_no_result() {
             .as_u64()
             .unwrap()
     };
-    assert!(errors.iter().all(|e| e["location"]
-        .as_str()
-        .unwrap()
-        .ends_with("hook.rhai:4:17")));
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["location"].as_str().unwrap().ends_with("hook.rhai:4:17"))
+    );
     assert_eq!(count("hook saw /status/503") + count("hook saw /"), total);
     // Every task ran to its end: both requests of each.
     assert_eq!(count("hook saw /status/503"), count("hook saw /"));
@@ -114,7 +133,7 @@ fn users_wait_on_the_store_until_one_releases_them() {
          user(\"Opener\", #{ fixed_count: 1, wait: constant(10), tasks: [Fn(\"open\")] });\n\
          fn gate() { store::incr(\"waiting\"); store::wait(\"open\"); }\n\
          fn work() { check(store::get(\"open\") == true, \"released\"); http::get(\"/\"); }\n\
-         fn open() {\n    store::wait(\"never\", 0.8);\n    check(store::get(\"waiting\") == 3, \"all waited\");\n    store::set(\"open\", true);\n    http::get(\"/items/1\", #{ name: \"open\" });\n}\n",
+         fn open() {\n    check(store::wait(\"never\", 0.8) == false, \"wait timed out\");\n    check(store::get(\"waiting\") == 3, \"all waited\");\n    store::set(\"open\", true);\n    http::get(\"/items/1\", #{ name: \"open\" });\n}\n",
     );
     let url = format!("http://{}", target.addr());
     let (_, summary) = run_json(
@@ -126,8 +145,12 @@ fn users_wait_on_the_store_until_one_releases_them() {
     for check in checks {
         assert_eq!(check["failed"], 0, "{summary:#}");
     }
-    assert_eq!(checks.len(), 2, "{summary:#}");
+    assert_eq!(checks.len(), 3, "{summary:#}");
     assert_eq!(endpoint(&summary, "GET", "open")["requests"], 1);
     assert!(endpoint(&summary, "GET", "/")["requests"].as_u64().unwrap() > 10);
-    assert_eq!(summary["errors"].as_array().unwrap().len(), 0, "{summary:#}");
+    assert_eq!(
+        summary["errors"].as_array().unwrap().len(),
+        0,
+        "{summary:#}"
+    );
 }

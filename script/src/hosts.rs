@@ -27,10 +27,7 @@ pub(crate) fn literal_hosts(ast: &AST) -> Vec<String> {
             },
             _ => None,
         };
-        let whole = matches!(
-            path.last(),
-            Some(ASTNode::Expr(Expr::StringConstant(..)))
-        );
+        let whole = matches!(path.last(), Some(ASTNode::Expr(Expr::StringConstant(..))));
         if let Some(host) = text.and_then(|t| origin_of(t, whole))
             && !hosts.iter().any(|h| h.eq_ignore_ascii_case(&host))
         {

@@ -23,9 +23,8 @@ use crate::bridge;
 use crate::language::{err, number};
 
 /// The functions of the `store::` module.
-pub(crate) const STORE_FUNCTIONS: &[&str] = &[
-    "push", "extend", "pop", "len", "incr", "get", "set", "wait",
-];
+pub(crate) const STORE_FUNCTIONS: &[&str] =
+    &["push", "extend", "pop", "len", "incr", "get", "set", "wait"];
 
 /// How often `store::wait` looks again.
 const WAIT_POLL: Duration = Duration::from_millis(10);
@@ -443,7 +442,8 @@ mod tests {
         let typo = format!("{declare}fn u() {{ store::pusj(\"q\", 1); }}\n");
         let e = crate::Scenario::from_source("s.rhai", &typo).unwrap_err();
         assert!(
-            e.to_string().contains("unknown function store::pusj() (did you mean store::push?)"),
+            e.to_string()
+                .contains("unknown function store::pusj() (did you mean store::push?)"),
             "{e}"
         );
         let fine = format!("{declare}fn u() {{ store::push(\"q\", 1); store::incr(\"n\", 2); }}\n");

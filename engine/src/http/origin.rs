@@ -172,7 +172,11 @@ fn key(scheme: Scheme, authority: &str) -> String {
         Scheme::Https => ":443",
     };
     let authority = authority.strip_suffix(default_port).unwrap_or(authority);
-    format!("{}://{}", scheme_name(scheme), authority.to_ascii_lowercase())
+    format!(
+        "{}://{}",
+        scheme_name(scheme),
+        authority.to_ascii_lowercase()
+    )
 }
 
 /// Most origins a run may use (request origins are `u16` indices).

@@ -115,7 +115,7 @@ fn absolute(
     } else {
         format!("/{path}")
     };
-    Ok((index as u16, path))
+    Ok((index, path))
 }
 
 #[cfg(test)]
