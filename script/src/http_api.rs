@@ -23,6 +23,8 @@ pub(crate) struct HttpContext {
     /// `(scheme, authority, index)` of the origins this shard's scripts
     /// named by absolute URL: found again without a lock.
     pub(crate) named: RefCell<Vec<(Scheme, String, u16)>>,
+    /// The scenario defines `on_request(req)`: requests are kept for it.
+    pub(crate) on_request: std::cell::Cell<bool>,
     /// Positions of `http::` calls whose result the script discards: their
     /// bodies are counted and dropped, never kept.
     pub(crate) discarded: RefCell<HashSet<Position>>,
@@ -289,10 +291,13 @@ fn send(
     let pos = call.call_position();
     let request = build_request(ctx, method, url, options, pos)?;
     let expect = request.expect.clone();
-    // The previous response's result is final once this request goes.
-    crate::request_hook::run_from(call);
+    // The previous response's result is final once this request goes. A
+    // scenario without `on_request` pays this one test.
+    let hooked = ctx.on_request.get().then(|| {
+        crate::request_hook::run_from(call);
+        (request.name.clone(), request_url(ctx, url))
+    });
     with_ctx(|c| c.pending_open = false);
-    let hooked = with_ctx(|c| c.on_request).then(|| (request.name.clone(), request_url(ctx, url)));
     match bridge::suspend(Step::Request(Box::new(request))) {
         Some(Resume::Response(response)) => {
             let seq = with_ctx(|c| {
@@ -485,6 +490,7 @@ mod tests {
         HttpContext {
             origins: Some(Arc::new(Origins::new(origins, false))),
             named: RefCell::default(),
+            on_request: Default::default(),
             discarded: RefCell::default(),
         }
     }

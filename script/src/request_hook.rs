@@ -67,11 +67,11 @@ pub(crate) fn defined(file: &str, ast: &AST) -> Result<bool, ScenarioError> {
     }
 }
 
-/// Keeps `info` for the hook, when the scenario has one and this request
-/// is not the hook's own. `info` is only built when needed.
+/// Keeps `info` for the hook (called only when the scenario has one),
+/// unless this request is the hook's own. `info` is only built when needed.
 pub(crate) fn finished(info: impl FnOnce() -> RequestInfo) {
     with_ctx(|c| {
-        if c.on_request && !c.in_hook {
+        if !c.in_hook {
             c.finished_request = Some(info());
         }
     });

@@ -422,6 +422,7 @@ pub(crate) fn compile(
     let http = Rc::new(HttpContext {
         origins: context.origins,
         named: RefCell::default(),
+        on_request: Default::default(),
         discarded: RefCell::default(),
     });
     let feeds = Rc::new(Feeds::new(context.dir, context.shard, context.shards));
@@ -438,6 +439,7 @@ pub(crate) fn compile(
     check_calls(file, &engine, &ast)?;
     check_shape(file, &ast)?;
     let on_request = crate::request_hook::defined(file, &ast)?;
+    http.on_request.set(on_request);
     check_data_files(file, &ast, &feeds)?;
     *http.discarded.borrow_mut() = crate::discard::discarded_calls(&ast, source);
     let mut top = Scope::new();

@@ -38,8 +38,6 @@ pub(crate) struct UserCtx {
     pub(crate) interrupt: bool,
     /// `stop_user()` was called.
     pub(crate) stop_user: bool,
-    /// The scenario defines `on_request(req)`.
-    pub(crate) on_request: bool,
     /// `on_request` is running: its own requests are not passed to it.
     pub(crate) in_hook: bool,
     /// The latest request, kept for `on_request` until its result is final.
@@ -56,7 +54,6 @@ impl UserCtx {
             pending_open: false,
             interrupt: false,
             stop_user: false,
-            on_request: false,
             in_hook: false,
             finished_request: None,
         }
@@ -330,8 +327,7 @@ struct ScriptUser {
 }
 
 impl ScriptUser {
-    fn new(shared: Rc<Shared>, role: Role, mut ctx: UserCtx) -> ScriptUser {
-        ctx.on_request = shared.compiled.on_request;
+    fn new(shared: Rc<Shared>, role: Role, ctx: UserCtx) -> ScriptUser {
         ScriptUser {
             shared,
             role,
@@ -436,7 +432,13 @@ impl ScriptUser {
                 )
             };
             // The last request's result is final now.
-            request_hook::run_after(&shared.compiled.engine, &shared.compiled.ast, &shared.file);
+            if shared.compiled.on_request {
+                request_hook::run_after(
+                    &shared.compiled.engine,
+                    &shared.compiled.ast,
+                    &shared.file,
+                );
+            }
             match result {
                 Ok(value) => (Outcome::Completed, (this, value)),
                 Err(e) => (
