@@ -5,10 +5,16 @@ use std::path::Path;
 
 use crate::blast_cli::{Scratch, endpoint, exclusive, run_json, start_target, total_requests};
 
-fn example(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name)
+/// A copy of example `name` in `scratch` (a run writes its summary beside
+/// the scenario, which must not be in the repository).
+fn example(scratch: &Scratch, name: &str) -> std::path::PathBuf {
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name),
+    )
+    .unwrap();
+    scratch.file(name, &source)
 }
 
 #[test]
@@ -16,9 +22,10 @@ fn each_credential_goes_to_one_user_across_cores_and_users_without_one_stop() {
     let _one = exclusive();
     let target = start_target(None);
     let url = format!("http://{}", target.addr());
+    let scratch = Scratch::new();
     // Six users on two cores share four accounts.
     let (ran, summary) = run_json(
-        &example("shared_credentials.rhai"),
+        &example(&scratch, "shared_credentials.rhai"),
         &url,
         &["-u", "6", "-r", "20", "-t", "3s", "--cores", "2"],
     );
@@ -54,8 +61,9 @@ fn the_request_hook_sees_every_request_once() {
     let _one = exclusive();
     let target = start_target(None);
     let url = format!("http://{}", target.addr());
+    let scratch = Scratch::new();
     let (ran, summary) = run_json(
-        &example("request_hook.rhai"),
+        &example(&scratch, "request_hook.rhai"),
         &url,
         &["-u", "4", "-r", "20", "-t", "2s", "--cores", "2"],
     );
