@@ -57,6 +57,43 @@ fn each_credential_goes_to_one_user_across_cores_and_users_without_one_stop() {
 }
 
 #[test]
+fn a_data_file_loaded_into_the_store_gives_each_row_to_one_user() {
+    let _one = exclusive();
+    let target = start_target(None);
+    let scratch = Scratch::new();
+    let rows: String = (1..=5).map(|i| format!("{i},user{i}\n")).collect();
+    scratch.file("accounts.csv", &format!("id,name\n{rows}"));
+    let scenario = scratch.file(
+        "load.rhai",
+        "fn on_test_start() { log(`loaded ${store::load(\"rows\", \"accounts.csv\")}`); }\n\
+         user(\"U\", #{ wait: constant(0.1), on_start: Fn(\"claim\"), tasks: [Fn(\"t\")] });\n\
+         fn claim() {\n    let row = store::pop(\"rows\");\n    if row == () { stop_user(); }\n    http::get(`/items/${row.id}`, #{ name: \"claim\" });\n}\n\
+         fn t() { http::get(\"/\"); }\n",
+    );
+    let url = format!("http://{}", target.addr());
+    let (ran, summary) = run_json(
+        &scenario,
+        &url,
+        &["-u", "7", "-r", "50", "-t", "2s", "--cores", "2"],
+    );
+    assert!(
+        ran.stderr.contains("[on_test_start] loaded 5"),
+        "{}",
+        ran.stderr
+    );
+    let counts = target.counts();
+    for id in 1..=5 {
+        assert_eq!(counts.path(&format!("/items/{id}")), 1, "{counts:?}");
+    }
+    assert_eq!(endpoint(&summary, "GET", "claim")["requests"], 5);
+    assert_eq!(
+        summary["errors"].as_array().unwrap().len(),
+        0,
+        "{summary:#}"
+    );
+}
+
+#[test]
 fn the_request_hook_sees_every_request_once() {
     let _one = exclusive();
     let target = start_target(None);

@@ -114,7 +114,10 @@ pub(crate) fn new_engine(context: &EngineContext) -> Engine {
     register_utilities(&mut engine, context);
     http_api::register_response(&mut engine);
     engine.register_static_module("http", http_api::http_module(context.http.clone()).into());
-    engine.register_static_module("store", shared_module(context.shared.clone()).into());
+    engine.register_static_module(
+        "store",
+        shared_module(context.shared.clone(), context.feeds.clone()).into(),
+    );
     engine
 }
 

@@ -12,6 +12,7 @@
 //! engine's sleep: a shard's thread is never blocked.
 
 use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -20,11 +21,13 @@ use blast_engine::{Resume, Step};
 use rhai::{Array, Dynamic, EvalAltResult, Module, NativeCallContext, Position};
 
 use crate::bridge;
+use crate::data::Feeds;
 use crate::language::{err, number};
 
 /// The functions of the `store::` module.
-pub(crate) const STORE_FUNCTIONS: &[&str] =
-    &["push", "extend", "pop", "len", "incr", "get", "set", "wait"];
+pub(crate) const STORE_FUNCTIONS: &[&str] = &[
+    "push", "extend", "load", "pop", "len", "incr", "get", "set", "wait",
+];
 
 /// How often `store::wait` looks again.
 const WAIT_POLL: Duration = Duration::from_millis(10);
@@ -268,8 +271,9 @@ fn wait(
     }
 }
 
-/// Builds the `store` module over `store`.
-pub(crate) fn shared_module(store: Arc<SharedStore>) -> Module {
+/// Builds the `store` module over `store`; `feeds` says where data files
+/// are.
+pub(crate) fn shared_module(store: Arc<SharedStore>, feeds: Rc<Feeds>) -> Module {
     let mut module = Module::new();
     let wrong = |pos: Position| move |e: WrongKind| err(e.to_string(), pos);
     let s = store.clone();
@@ -295,6 +299,21 @@ pub(crate) fn shared_module(store: Arc<SharedStore>) -> Module {
             s.push(key, values)
                 .map(|n| n as i64)
                 .map_err(wrong(call.call_position()))
+        },
+    );
+    let s = store.clone();
+    module.set_native_fn(
+        "load",
+        move |call: NativeCallContext, key: &str, file: &str| {
+            in_user(&call, "load")?;
+            let pos = call.call_position();
+            // Every row, once: feed() deals a file's rows out per core.
+            let rows = crate::data::load(&feeds.resolve(file)).map_err(|e| err(e, pos))?;
+            let rows = rows
+                .into_iter()
+                .map(|row| to_json(&Dynamic::from_map(row), pos))
+                .collect::<Result<Vec<_>, _>>()?;
+            s.push(key, rows).map(|n| n as i64).map_err(wrong(pos))
         },
     );
     let s = store.clone();
