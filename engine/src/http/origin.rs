@@ -471,4 +471,48 @@ mod tests {
             assert!(Origin::resolve(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn new_hosts_join_the_table_once_and_resolve_off_the_calling_thread() {
+        use futures_lite::future::block_on;
+        let origins = Arc::new(Origins::new(
+            vec![Origin::resolve("http://127.0.0.1:8080").unwrap()],
+            false,
+        ));
+        assert_eq!(origins.index_of(Scheme::Http, "127.0.0.1:8080").unwrap(), 0);
+        // From several threads at once: one index per host.
+        let indices: Vec<u16> = (0..4)
+            .map(|_| {
+                let origins = origins.clone();
+                std::thread::spawn(move || origins.index_of(Scheme::Http, "LOCALHOST:9").unwrap())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(indices, [1, 1, 1, 1]);
+        let local = block_on(origins.get(1)).unwrap();
+        assert_eq!(local.addr, "127.0.0.1:9".parse().unwrap());
+        assert_eq!(local.url(), "http://localhost:9");
+        assert_eq!(origins.index_of(Scheme::Http, "localhost:9").unwrap(), 1);
+        // The default port is the same origin, written or not.
+        let https = origins.index_of(Scheme::Https, "localhost:443").unwrap();
+        assert_eq!(origins.index_of(Scheme::Https, "localhost").unwrap(), https);
+        let nowhere = origins
+            .index_of(Scheme::Http, "nonexistent.invalid")
+            .unwrap();
+        assert_eq!(
+            block_on(origins.get(nowhere)).unwrap_err(),
+            FailureKind::Resolve
+        );
+        assert!(origins.ready(nowhere).is_none());
+        assert_eq!(
+            block_on(origins.get(999)).unwrap_err(),
+            FailureKind::InvalidRequest
+        );
+        for bad in ["a b", "user@host", "host/path", ""] {
+            assert!(origins.index_of(Scheme::Http, bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(origins.len(), 4);
+    }
 }
