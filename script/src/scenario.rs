@@ -139,7 +139,7 @@ pub(crate) struct CompileContext {
     pub(crate) shard: usize,
     pub(crate) shards: usize,
     pub(crate) tags: TagFilter,
-    /// The node's `store::` (shared state) (a throwaway one where nothing runs).
+    /// The node's `store::` (a throwaway one where nothing runs).
     pub(crate) shared: Arc<SharedStore>,
 }
 
