@@ -94,6 +94,41 @@ fn a_data_file_loaded_into_the_store_gives_each_row_to_one_user() {
 }
 
 #[test]
+fn a_user_that_finds_no_account_polls_until_one_is_given_back() {
+    let _one = exclusive();
+    let target = start_target(None);
+    let scratch = Scratch::new();
+    // Two accounts, three users: each uses one for a task, then gives it
+    // back and stops; the third waits for one (the documented idiom).
+    let scenario = scratch.file(
+        "poll.rhai",
+        "fn on_test_start() { store::extend(\"accounts\", [1, 2]); }\n\
+         user(\"U\", #{ on_start: Fn(\"take\"), on_stop: Fn(\"give_back\"), tasks: [Fn(\"t\")] });\n\
+         fn take() {\n    let account = store::pop(\"accounts\");\n    while account == () { sleep(0.1); account = store::pop(\"accounts\"); }\n    this.account = account;\n}\n\
+         fn t() { http::get(`/items/${this.account}`, #{ name: \"used\" }); sleep(0.3); stop_user(); }\n\
+         fn give_back() { store::push(\"accounts\", this.account); }\n",
+    );
+    let url = format!("http://{}", target.addr());
+    let (_, summary) = run_json(
+        &scenario,
+        &url,
+        &["-u", "3", "-r", "100", "-t", "3s", "--cores", "2"],
+    );
+    assert_eq!(
+        endpoint(&summary, "GET", "used")["requests"],
+        3,
+        "{summary:#}"
+    );
+    let counts = target.counts();
+    assert_eq!(counts.path("/items/1") + counts.path("/items/2"), 3);
+    assert_eq!(
+        summary["errors"].as_array().unwrap().len(),
+        0,
+        "{summary:#}"
+    );
+}
+
+#[test]
 fn the_request_hook_sees_every_request_once() {
     let _one = exclusive();
     let target = start_target(None);
