@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use blast_engine::http::{Origin, Response};
+use blast_engine::http::{Origin, Origins, Response};
 use blast_engine::{Resume, Step, Work};
 use blast_script::Scenario;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -25,7 +25,8 @@ fn bench(c: &mut Criterion) {
     let scenario =
         Scenario::from_source("bench.rhai", SOURCE).expect("the bench scenario compiles");
     let origin = Origin::resolve("http://127.0.0.1:9").expect("a literal origin");
-    let build = scenario.builder(&[origin], Some(1), 1);
+    let origins = std::sync::Arc::new(Origins::new(vec![origin], false));
+    let build = scenario.builder(&origins, Some(1), 1);
     let shard = build(0).expect("the scenario builds");
     let mut group = c.benchmark_group("bridge");
     group.measurement_time(Duration::from_secs(3));

@@ -137,13 +137,23 @@ fn load_scenario(
     )?)
 }
 
-/// Resolves the hosts user types name, in the scenario's order.
+/// Resolves the hosts user types name, in the scenario's order, then the
+/// hosts the script names in absolute URLs. One of the latter that does not
+/// resolve is left to be looked up on first use (its requests then fail
+/// as `cannot resolve host`), with a warning.
 fn extra_hosts(scenario: &Scenario) -> anyhow::Result<Vec<Origin>> {
-    scenario
+    let mut hosts = scenario
         .extra_hosts()
         .iter()
         .map(|h| Origin::resolve(h).with_context(|| format!("bad user type host {h:?}")))
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for url in scenario.literal_hosts() {
+        match Origin::resolve(url) {
+            Ok(origin) => hosts.push(origin),
+            Err(e) => eprintln!("warning: {}: {e}", scenario.file()),
+        }
+    }
+    Ok(hosts)
 }
 
 fn run(args: RunArgs) -> anyhow::Result<i32> {
@@ -532,6 +542,15 @@ pub fn describe(scenario: &Scenario) -> String {
     let thresholds = scenario.thresholds();
     if !thresholds.is_empty() {
         let _ = writeln!(out, "\nthresholds: {}", thresholds.join(", "));
+    }
+    let mut hosts: Vec<String> = scenario.extra_hosts();
+    for host in scenario.literal_hosts() {
+        if !hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            hosts.push(host.clone());
+        }
+    }
+    if !hosts.is_empty() {
+        let _ = writeln!(out, "\nhosts besides -H: {}", hosts.join(", "));
     }
     if scenario.has_shape() {
         let _ = writeln!(

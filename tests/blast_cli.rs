@@ -20,8 +20,14 @@ pub struct Ran {
 
 /// Runs `blast` with `args`.
 pub fn blast(args: &[&str]) -> Ran {
+    blast_with_env(args, &[])
+}
+
+/// Runs `blast` with `args` and these environment variables.
+pub fn blast_with_env(args: &[&str], env: &[(&str, &str)]) -> Ran {
     let out = Command::new(env!("CARGO_BIN_EXE_blast"))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("the blast binary runs");
     Ran {

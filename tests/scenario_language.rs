@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::blast_cli::{
-    Ran, Scratch, assert_matches_schema, blast, endpoint, exclusive, failures, run_json,
-    run_json_code, start_target, total_requests,
+    Ran, Scratch, assert_matches_schema, blast, blast_with_env, endpoint, exclusive, failures,
+    run_json, run_json_code, start_target, total_requests,
 };
 use blast_target::{Counts, Target};
 
@@ -541,24 +541,29 @@ fn every_example_runs_without_script_errors() {
             std::process::id(),
             example.file_stem().unwrap().to_string_lossy()
         ));
-        let ran = blast(&[
-            "run",
-            "-s",
-            example.to_str().unwrap(),
-            "-H",
-            &url,
-            "-u",
-            "6",
-            "-r",
-            "20",
-            "-t",
-            "3s",
-            "--cores",
-            "1",
-            "--json",
-            json.to_str().unwrap(),
-            "--only-summary",
-        ]);
+        // two_hosts.rhai's second host: the same target by another name.
+        let api = format!("http://localhost:{}", target.addr().port());
+        let ran = blast_with_env(
+            &[
+                "run",
+                "-s",
+                example.to_str().unwrap(),
+                "-H",
+                &url,
+                "-u",
+                "6",
+                "-r",
+                "20",
+                "-t",
+                "3s",
+                "--cores",
+                "1",
+                "--json",
+                json.to_str().unwrap(),
+                "--only-summary",
+            ],
+            &[("API_HOST", &api)],
+        );
         assert_eq!(ran.code, 0, "{}: {}", example.display(), ran.stderr);
         let summary: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();

@@ -40,7 +40,7 @@ pub use summary::{
     Summary, UncorrectedSummary, UserStage, percentile_label,
 };
 
-use blast_engine::http::Limits;
+use blast_engine::http::{Limits, Origins};
 use blast_engine::{IterationLimit, NodeConfig, OpenModel};
 
 /// How often shards report.
@@ -50,6 +50,9 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 pub fn run_local(plan: &RunPlan, interrupted: Arc<AtomicBool>) -> Result<RunOutcome, RunError> {
     let mut origins = vec![plan.host.clone()];
     origins.extend(plan.extra_hosts.iter().cloned());
+    // One table for the node and the scenario: a host a script names
+    // during the run gets the same index everywhere.
+    let origins = Arc::new(Origins::new(origins, plan.insecure));
     let driver = load::Driver::new(plan).map_err(RunError::Node)?;
     let stop_on = stop_on::StopConditions::parse_all(&plan.stop_on)
         .map_err(|e| RunError::Node(e.to_string()))?;
@@ -68,7 +71,6 @@ pub fn run_local(plan: &RunPlan, interrupted: Arc<AtomicBool>) -> Result<RunOutc
     let config = NodeConfig {
         shards: plan.cores,
         origins: origins.clone(),
-        insecure: plan.insecure,
         limits: Limits::default(),
         timeout: plan.timeout,
         stop_timeout: plan.stop_timeout,

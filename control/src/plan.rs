@@ -16,7 +16,9 @@ pub struct RunPlan {
     /// The host requests go to, resolved.
     pub host: Origin,
     /// The hosts user types name with `host` (`Scenario::extra_hosts`),
-    /// resolved, in that order.
+    /// resolved, in that order (their indices follow the run's host), then
+    /// any hosts the script writes out (`Scenario::literal_hosts`) that
+    /// resolved.
     pub extra_hosts: Vec<Origin>,
     /// Users to reach (`Load::Users`).
     pub users: u64,

@@ -92,6 +92,13 @@ pub(crate) async fn drive(
                 }
                 Resume::Woke
             }
+            Step::ScriptError(error) => {
+                shard
+                    .stats
+                    .borrow_mut()
+                    .record_error(&error.message, &error.location);
+                Resume::Woke
+            }
             Step::StopTest(reason) => {
                 let _ = shard.reports.send(ShardReport::StopTest(reason));
                 Resume::Woke

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use blast_proto::StatsDelta;
 
 use crate::aggregate::Aggregator;
-use crate::http::{Limits, Origin, tls_config};
+use crate::http::{Limits, Origins};
 use crate::runtime;
 use crate::shard::{
     Budget, Group, OpenSettings, ShardCommand, ShardReport, ShardSettings, run_shard,
@@ -21,11 +21,11 @@ use crate::user::{ScenarioBuilder, TestHook};
 pub struct NodeConfig {
     /// Number of shards (threads, one executor each).
     pub shards: usize,
-    /// The origins requests may go to, resolved already; index 0 is the
+    /// The origins requests may go to (index 0 is the run's host); more
+    /// are added as scripts and redirects name new hosts. The scenario's
+    /// builder must be given the same table.
     /// run's host.
-    pub origins: Vec<Origin>,
-    /// Accept any TLS certificate.
-    pub insecure: bool,
+    pub origins: Arc<Origins>,
     /// Response limits.
     pub limits: Limits,
     /// Default request timeout (connecting included).
@@ -125,18 +125,14 @@ impl LocalNode {
     /// once every shard is ready, with the channel its merged deltas come on.
     pub fn start(config: NodeConfig) -> Result<(LocalNode, flume::Receiver<NodeEvent>), NodeError> {
         let shards = config.shards.max(1);
-        let needs_tls = config
-            .origins
-            .iter()
-            .any(|o| o.scheme == crate::http::Scheme::Https);
-        let tls = if needs_tls {
-            Some(tls_config(config.insecure).map_err(NodeError::Tls)?)
+        let tls = if config.origins.any_https() {
+            Some(config.origins.tls().map_err(NodeError::Tls)?)
         } else {
             None
         };
         let settings = ShardSettings {
             shards,
-            origins: Arc::from(config.origins),
+            origins: config.origins,
             tls,
             limits: config.limits,
             timeout: config.timeout,

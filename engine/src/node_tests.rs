@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::http::Origin;
 use crate::user::{Outcome, Resume, ShardScenario, Step, VirtualUser, Wait, Work};
 
 /// A user whose task sleeps 10 ms.
@@ -39,8 +40,10 @@ impl ShardScenario for Faulty {
 fn config(shards: usize) -> NodeConfig {
     NodeConfig {
         shards,
-        origins: vec![Origin::resolve("http://127.0.0.1:9").unwrap()],
-        insecure: false,
+        origins: Arc::new(Origins::new(
+            vec![Origin::resolve("http://127.0.0.1:9").unwrap()],
+            false,
+        )),
         limits: Limits::default(),
         timeout: Duration::from_secs(5),
         stop_timeout: Duration::from_secs(5),

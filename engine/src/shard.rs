@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use blast_proto::StatsDelta;
 
 use crate::drive::drive;
-use crate::http::{ClientShared, HttpClient, Limits, Origin};
+use crate::http::{ClientShared, HttpClient, Limits, Origins};
 use crate::runtime::{self, Signal, Task};
 use crate::stats::ShardStats;
 use crate::user::{Outcome, ScenarioBuilder, ShardScenario, TestHook, VirtualUser, Wait, Work};
@@ -139,7 +139,7 @@ impl Budget {
 #[derive(Clone)]
 pub(crate) struct ShardSettings {
     pub(crate) shards: usize,
-    pub(crate) origins: Arc<[Origin]>,
+    pub(crate) origins: Arc<Origins>,
     pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     pub(crate) limits: Limits,
     pub(crate) timeout: Duration,

@@ -55,6 +55,9 @@ pub enum Step {
     /// Stop the whole run, for this reason; resume with [`Resume::Woke`]
     /// (the stop follows shortly).
     StopTest(String),
+    /// Count a script error and go on (an error in a hook that must not
+    /// end the piece of work it runs in); resume with [`Resume::Woke`].
+    ScriptError(ScriptError),
     /// The piece of work is over.
     Done(Outcome),
 }

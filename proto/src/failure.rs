@@ -35,10 +35,13 @@ pub enum FailureKind {
     /// The script marked the request failed; the reason is the failure's
     /// message, kept by the reporting side.
     Script,
-    /// A redirect pointed at a host not resolved when the run started.
-    RedirectOffHost,
+    /// A redirect pointed at a URL that is not http or https.
+    RedirectNotHttp,
     /// More redirects in a row than the client follows.
     TooManyRedirects,
+    /// The request's host name did not resolve (looked up on its first
+    /// use, once per run).
+    Resolve,
 }
 
 impl std::fmt::Display for FailureKind {
@@ -58,7 +61,8 @@ impl std::fmt::Display for FailureKind {
             FailureKind::InvalidRequest => f.write_str("invalid request"),
             FailureKind::Stopped => f.write_str("stopped before the response arrived"),
             FailureKind::Script => f.write_str("failed by script"),
-            FailureKind::RedirectOffHost => f.write_str("redirect to a host not resolved at start"),
+            FailureKind::RedirectNotHttp => f.write_str("redirect to a URL that is not http(s)"),
+            FailureKind::Resolve => f.write_str("cannot resolve host"),
             FailureKind::TooManyRedirects => f.write_str("too many redirects"),
         }
     }

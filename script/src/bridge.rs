@@ -62,6 +62,12 @@ pub(crate) fn outside_place() -> &'static str {
     OUTSIDE.with(Cell::get)
 }
 
+/// Whether a piece of a user's work (a task or hook) is running here, so
+/// [`suspend`] would suspend it.
+pub(crate) fn inside() -> bool {
+    !CURRENT.with(Cell::get).is_null()
+}
+
 /// Suspends the running coroutine with `step` and returns what it is resumed
 /// with; `None` when called outside any coroutine (e.g. from a script's top
 /// level).

@@ -4,9 +4,10 @@
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
-use blast_engine::http::{Request, Response, Scheme};
+use blast_engine::http::{Origins, Request, Response, Scheme};
 use blast_engine::{Resume, Step};
 use blast_proto::Method;
 use rhai::{Dynamic, EvalAltResult, ImmutableString, Map, Module, NativeCallContext, Position};
@@ -16,8 +17,14 @@ use crate::user::with_ctx;
 
 /// What the http functions of one shard need to know.
 pub(crate) struct HttpContext {
-    /// `(scheme, host header)` of each resolved origin, by origin index.
-    pub(crate) origins: Vec<(Scheme, String)>,
+    /// The node's origins; `None` where nothing is sent (the check on the
+    /// main thread).
+    pub(crate) origins: Option<Arc<Origins>>,
+    /// `(scheme, authority, index)` of the origins this shard's scripts
+    /// named by absolute URL: found again without a lock.
+    pub(crate) named: RefCell<Vec<(Scheme, String, u16)>>,
+    /// The scenario defines `on_request(req)`: requests are kept for it.
+    pub(crate) on_request: std::cell::Cell<bool>,
     /// Positions of `http::` calls whose result the script discards: their
     /// bodies are counted and dropped, never kept.
     pub(crate) discarded: RefCell<HashSet<Position>>,
@@ -108,19 +115,41 @@ fn resolve_target(
         Scheme::Https => ":443",
     };
     let authority = authority.strip_suffix(default_port).unwrap_or(authority);
-    let index = ctx
-        .origins
+    let named = ctx
+        .named
+        .borrow()
         .iter()
-        .position(|(s, host)| *s == scheme && host.eq_ignore_ascii_case(authority))
-        .ok_or_else(|| {
-            err(
-                format!(
-                    "host {authority:?} was not resolved before the run: only the run's host (-H) can be used"
-                ),
-                pos,
-            )
-        })?;
-    Ok((index as u16, path.to_string()))
+        .find(|(s, a, _)| *s == scheme && a.eq_ignore_ascii_case(authority))
+        .map(|&(.., index)| index);
+    if let Some(index) = named {
+        return Ok((index, path.to_string()));
+    }
+    let Some(origins) = &ctx.origins else {
+        // Nothing is sent here: the request fails as outside a task.
+        return Ok((0, path.to_string()));
+    };
+    // A host new to the run is looked up off the shard thread; the request
+    // waits for it in the engine.
+    let index = origins
+        .index_of(scheme, authority)
+        .map_err(|e| err(e.to_string(), pos))?;
+    ctx.named
+        .borrow_mut()
+        .push((scheme, authority.to_string(), index));
+    Ok((index, path.to_string()))
+}
+
+/// The URL a script's request went to, for `on_request`: a path joined
+/// to the user's origin.
+fn request_url(ctx: &HttpContext, url: &str) -> String {
+    if !url.starts_with('/') {
+        return url.to_string();
+    }
+    let origin = with_ctx(|c| c.origin);
+    match ctx.origins.as_ref().and_then(|o| o.ready(origin)) {
+        Some(origin) => format!("{}{url}", origin.url()),
+        None => url.to_string(),
+    }
 }
 
 fn string_of(value: &Dynamic, what: &str, pos: Position) -> Result<String, Box<EvalAltResult>> {
@@ -332,6 +361,12 @@ fn send(
         as_rest(&mut request);
     }
     let expect = request.expect.clone();
+    // The previous response's result is final once this request goes. A
+    // scenario without `on_request` pays this one test.
+    let hooked = ctx.on_request.get().then(|| {
+        crate::request_hook::run_from(call);
+        (request.name.clone(), request_url(ctx, url))
+    });
     with_ctx(|c| c.pending_open = false);
     match bridge::suspend(Step::Request(Box::new(request))) {
         Some(Resume::Response(response)) => {
@@ -345,6 +380,22 @@ fn send(
             } else {
                 expect.contains(&response.status)
             };
+            if let Some((name, url)) = hooked {
+                crate::request_hook::finished(|| crate::request_hook::RequestInfo {
+                    method: method.as_str(),
+                    name,
+                    url,
+                    status: response.status,
+                    latency_ms: response.elapsed.as_secs_f64() * 1000.0,
+                    size: response.body_len,
+                    ok: response.failure.is_none() && accepted,
+                    error: match response.failure {
+                        Some(kind) => kind.to_string(),
+                        None if !accepted => format!("HTTP {}", response.status),
+                        None => String::new(),
+                    },
+                });
+            }
             let mut response = HttpResponse {
                 ok: response.failure.is_none() && accepted,
                 inner: Rc::new(*response),
@@ -385,6 +436,7 @@ fn reclassify(
         ));
     }
     r.ok = failure.is_none();
+    crate::request_hook::reclassified(failure.as_deref());
     match bridge::suspend(Step::Reclassify(failure)) {
         Some(Resume::Stopping) => Err(Box::new(EvalAltResult::ErrorTerminated(Dynamic::UNIT, pos))),
         _ => Ok(()),
@@ -523,11 +575,22 @@ mod tests {
     use super::*;
 
     fn ctx() -> HttpContext {
+        let https = blast_engine::http::Origin {
+            scheme: Scheme::Https,
+            host: "example.test".into(),
+            port: 443,
+            addr: "127.0.0.1:443".parse().unwrap(),
+            host_header: "example.test".into(),
+            base_path: String::new(),
+        };
+        let origins = vec![
+            blast_engine::http::Origin::resolve("http://127.0.0.1:8080").unwrap(),
+            https,
+        ];
         HttpContext {
-            origins: vec![
-                (Scheme::Http, "127.0.0.1:8080".into()),
-                (Scheme::Https, "example.test".into()),
-            ],
+            origins: Some(Arc::new(Origins::new(origins, false))),
+            named: RefCell::default(),
+            on_request: Default::default(),
             discarded: RefCell::default(),
         }
     }
@@ -548,7 +611,21 @@ mod tests {
             resolve_target(&c, "https://example.test:443", p).unwrap(),
             (1, "/".into())
         );
-        assert!(resolve_target(&c, "http://other.test/", p).is_err());
+        // A host new to the run gets the next index, the same each time.
+        assert_eq!(
+            resolve_target(&c, "http://other.invalid/a", p).unwrap(),
+            (2, "/a".into())
+        );
+        assert_eq!(
+            resolve_target(&c, "http://OTHER.invalid:80", p).unwrap(),
+            (2, "/".into())
+        );
+        assert_eq!(
+            resolve_target(&c, "https://other.invalid/", p).unwrap(),
+            (3, "/".into())
+        );
+        let e = resolve_target(&c, "http://a b/", p).unwrap_err();
+        assert!(e.to_string().contains("invalid URL"), "{e}");
         assert!(resolve_target(&c, "items", p).is_err());
     }
 

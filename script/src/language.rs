@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use blast_engine::{Resume, Step};
@@ -21,6 +22,7 @@ use crate::declare::{
     weight_of,
 };
 use crate::http_api::{self, HttpContext};
+use crate::shared::{SharedStore, shared_module};
 use crate::user::with_ctx;
 
 /// Most operations one piece of work may run before it is stopped as a
@@ -78,6 +80,8 @@ pub(crate) struct EngineContext {
     pub(crate) declared: Rc<RefCell<Declared>>,
     pub(crate) feeds: Rc<Feeds>,
     pub(crate) test_data: Rc<RefCell<Dynamic>>,
+    /// The node's run-wide `store::` (state users share).
+    pub(crate) shared: Arc<SharedStore>,
 }
 
 /// Builds a script engine for one thread: blast's functions and limits.
@@ -112,6 +116,10 @@ pub(crate) fn new_engine(context: &EngineContext) -> Engine {
     register_utilities(&mut engine, context);
     http_api::register_response(&mut engine);
     engine.register_static_module("http", http_api::http_module(context.http.clone()).into());
+    engine.register_static_module(
+        "store",
+        shared_module(context.shared.clone(), context.feeds.clone()).into(),
+    );
     engine
 }
 
@@ -231,6 +239,7 @@ fn register_utilities(engine: &mut Engine, context: &EngineContext) {
     fn sleep(ctx: NativeCallContext, seconds: Dynamic) -> Result<(), Box<EvalAltResult>> {
         let pos = ctx.call_position();
         let s = non_negative(&seconds, "sleep's seconds", pos)?;
+        crate::request_hook::run_from(&ctx);
         with_ctx(|c| c.pending_open = false);
         in_user(Step::Sleep(Duration::from_secs_f64(s)), "sleep()", pos)
     }

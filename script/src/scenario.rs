@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use blast_engine::http::Origin;
+use blast_engine::http::Origins;
 use blast_engine::{ScenarioBuilder, ShardScenario};
 use rhai::{AST, ASTNode, Engine, EvalAltResult, Expr, ParseError, Position, Scope, Stmt};
 
@@ -17,6 +17,7 @@ use crate::declare::{Declared, TaskDef, TaskKind, UserType, WaitTime};
 use crate::http_api::HttpContext;
 use crate::language::{EngineContext, new_engine};
 use crate::shape::{SHAPE_FUNCTION, Shape};
+use crate::shared::{STORE_FUNCTIONS, SharedStore};
 use crate::this_binding::{self, Renamed};
 use crate::user::ShardScript;
 
@@ -123,6 +124,8 @@ pub(crate) struct Compiled {
     pub(crate) test_data: Rc<RefCell<rhai::Dynamic>>,
     /// Functions renamed so that `this` reaches them (see `this_binding`).
     pub(crate) renamed: Renamed,
+    /// The scenario defines `on_request(req)`.
+    pub(crate) on_request: bool,
 }
 
 impl Compiled {
@@ -136,10 +139,10 @@ impl Compiled {
     }
 }
 
-/// Where a compile happens: the run's origins (empty on the main thread,
+/// Where a compile happens: the run's origins (none on the main thread,
 /// where nothing is sent), data files, and this shard's place.
 pub(crate) struct CompileContext {
-    pub(crate) origins: Vec<(blast_engine::http::Scheme, String)>,
+    pub(crate) origins: Option<Arc<Origins>>,
     pub(crate) dir: PathBuf,
     pub(crate) shard: usize,
     pub(crate) shards: usize,
@@ -147,6 +150,8 @@ pub(crate) struct CompileContext {
     /// Where the run's data files read with `cycle: false` are, shared by
     /// its shards.
     pub(crate) cursors: RunCursors,
+    /// The node's `store::` (a throwaway one where nothing runs).
+    pub(crate) shared: Arc<SharedStore>,
 }
 
 /// `--tags` / `--exclude-tags`, and the user types named on the command
@@ -328,7 +333,8 @@ fn check_calls(file: &str, known: &HashSet<String>, ast: &AST) -> Result<(), Sce
         {
             let name = call.name.as_str();
             let missing = if call.is_qualified() {
-                call.namespace.root() == "http" && !HTTP_FUNCTIONS.contains(&name)
+                (call.namespace.root() == "http" && !HTTP_FUNCTIONS.contains(&name))
+                    || (call.namespace.root() == "store" && !STORE_FUNCTIONS.contains(&name))
             } else {
                 !known.contains(name)
                     && name
@@ -350,10 +356,12 @@ fn check_calls(file: &str, known: &HashSet<String>, ast: &AST) -> Result<(), Sce
     let Some((name, pos)) = unknown else {
         return Ok(());
     };
-    let hint = match name.strip_prefix("http::") {
-        Some(short) => did_you_mean(short, HTTP_FUNCTIONS.iter().copied())
+    let hint = match (name.strip_prefix("http::"), name.strip_prefix("store::")) {
+        (Some(short), _) => did_you_mean(short, HTTP_FUNCTIONS.iter().copied())
             .map(|k| format!(" (did you mean http::{k}?)")),
-        None => did_you_mean(&name, known.iter().map(String::as_str))
+        (_, Some(short)) => did_you_mean(short, STORE_FUNCTIONS.iter().copied())
+            .map(|k| format!(" (did you mean store::{k}?)")),
+        _ => did_you_mean(&name, known.iter().map(String::as_str))
             .map(|k| format!(" (did you mean {k}?)")),
     }
     .unwrap_or_else(|| {
@@ -506,6 +514,8 @@ pub(crate) fn compile(
 ) -> Result<Compiled, ScenarioError> {
     let http = Rc::new(HttpContext {
         origins: context.origins,
+        named: RefCell::default(),
+        on_request: Default::default(),
         discarded: RefCell::default(),
     });
     let feeds = Rc::new(Feeds::new(
@@ -519,6 +529,7 @@ pub(crate) fn compile(
         declared: Rc::new(RefCell::new(Declared::default())),
         feeds: feeds.clone(),
         test_data: Rc::new(RefCell::new(rhai::Dynamic::UNIT)),
+        shared: context.shared,
     };
     let mut engine = new_engine(&engine_context);
     let mut ast = engine.compile(source).map_err(|e| parse_error(file, e))?;
@@ -533,6 +544,8 @@ pub(crate) fn compile(
         return Err(script_error(file, message, pos));
     }
     check_shape(file, &ast)?;
+    let on_request = crate::request_hook::defined(file, &ast)?;
+    http.on_request.set(on_request);
     check_data_files(file, &ast, &feeds)?;
     *http.discarded.borrow_mut() = crate::discard::discarded_calls(&ast, source);
     let mut top = Scope::new();
@@ -611,6 +624,7 @@ pub(crate) fn compile(
         thresholds,
         test_data: engine_context.test_data,
         renamed,
+        on_request,
     })
 }
 
@@ -626,6 +640,7 @@ pub struct Scenario {
     has_test_start: bool,
     has_test_stop: bool,
     has_shape: bool,
+    literal_hosts: Vec<String>,
 }
 
 impl Scenario {
@@ -660,12 +675,13 @@ impl Scenario {
             file,
             source,
             CompileContext {
-                origins: Vec::new(),
+                origins: None,
                 dir: dir.clone(),
                 shard: 0,
                 shards: 1,
                 tags: tags.clone(),
                 cursors: RunCursors::default(),
+                shared: Arc::default(),
             },
         )?;
         Ok(Scenario {
@@ -675,6 +691,7 @@ impl Scenario {
             has_test_start: !compiled.function_position("on_test_start").is_none(),
             has_test_stop: !compiled.function_position("on_test_stop").is_none(),
             has_shape: compiled.ast.iter_fn_def().any(|f| f.name == SHAPE_FUNCTION),
+            literal_hosts: crate::hosts::literal_hosts(&compiled.ast),
             users: compiled.users,
             thresholds: compiled.thresholds,
             tags,
@@ -717,12 +734,13 @@ impl Scenario {
             &self.file,
             &self.source,
             CompileContext {
-                origins: Vec::new(),
+                origins: None,
                 dir: self.dir.clone(),
                 shard: 0,
                 shards: 1,
                 tags: self.tags.clone(),
                 cursors: RunCursors::default(),
+                shared: Arc::default(),
             },
         )?;
         Ok(Some(Shape::new(&self.file, compiled)))
@@ -743,20 +761,33 @@ impl Scenario {
         hosts
     }
 
+    /// Hosts the script names in absolute URLs (`scheme://authority`, in
+    /// order of appearance): resolve them before the run, after
+    /// [`Scenario::extra_hosts`], so a first request does not wait for a
+    /// lookup. Any other host is resolved on first use.
+    pub fn literal_hosts(&self) -> &[String] {
+        &self.literal_hosts
+    }
+
     /// What builds this scenario on each of `shards` shards, with requests
     /// going to `origins` (the run's host first, then
-    /// [`Scenario::extra_hosts`]) and users' random choices seeded from
-    /// `seed` when given.
-    pub fn builder(&self, origins: &[Origin], seed: Option<u64>, shards: usize) -> ScenarioBuilder {
+    /// [`Scenario::extra_hosts`]; the node's own table, which hosts named
+    /// during the run join) and users' random choices seeded from `seed`
+    /// when given.
+    pub fn builder(
+        &self,
+        origins: &Arc<Origins>,
+        seed: Option<u64>,
+        shards: usize,
+    ) -> ScenarioBuilder {
         let file = self.file.clone();
         let source = self.source.clone();
         let dir = self.dir.clone();
         let tags = self.tags.clone();
         let extra = self.extra_hosts();
-        let origin_list: Vec<_> = origins
-            .iter()
-            .map(|o| (o.scheme, o.host_header.clone()))
-            .collect();
+        // One store for the node: every shard's engine shares it.
+        let store = Arc::new(SharedStore::default());
+        let origins = origins.clone();
         let seed = seed.unwrap_or_else(|| {
             // A fresh seed per run, the same on every shard.
             std::time::SystemTime::now()
@@ -769,12 +800,13 @@ impl Scenario {
                 &file,
                 &source,
                 CompileContext {
-                    origins: origin_list.clone(),
+                    origins: Some(origins.clone()),
                     dir: dir.clone(),
                     shard,
                     shards,
                     tags: tags.clone(),
                     cursors: cursors.clone(),
+                    shared: store.clone(),
                 },
             )
             .map_err(|e| e.to_string())?;

@@ -189,12 +189,16 @@ mod tests {
 
     fn shard(source: &str) -> Result<ShardScript, ScenarioError> {
         let context = CompileContext {
-            origins: vec![(blast_engine::http::Scheme::Http, "127.0.0.1:1".into())],
+            origins: Some(std::sync::Arc::new(blast_engine::http::Origins::new(
+                vec![blast_engine::http::Origin::resolve("http://127.0.0.1:1").unwrap()],
+                false,
+            ))),
             dir: std::path::PathBuf::new(),
             shard: 0,
             shards: 1,
             tags: crate::TagFilter::default(),
             cursors: crate::data::RunCursors::default(),
+            shared: std::sync::Arc::default(),
         };
         let compiled = compile("t.rhai", source, context)?;
         Ok(ShardScript::new("t.rhai", compiled, 1, vec![0], 1))

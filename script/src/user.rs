@@ -14,6 +14,7 @@ use rhai::{CallFnOptions, Dynamic, EvalAltResult, Map, Scope};
 use crate::bridge::{self, Progress, StackPool};
 use crate::declare::{GroupDef, TaskDef, TaskKind, UserType, WaitTime};
 use crate::language::STOP_USER;
+use crate::request_hook::{self, RequestInfo};
 use crate::scenario::{Compiled, innermost, location};
 
 /// The running user's own state that script functions reach: swapped into
@@ -42,6 +43,10 @@ pub(crate) struct UserCtx {
     /// The user's `this` (a shared map), for helper functions called the
     /// ordinary way (see `this_binding`).
     pub(crate) this: Option<Dynamic>,
+    /// `on_request` is running: its own requests are not passed to it.
+    pub(crate) in_hook: bool,
+    /// The latest request, kept for `on_request` until its result is final.
+    pub(crate) finished_request: Option<RequestInfo>,
 }
 
 impl UserCtx {
@@ -56,6 +61,8 @@ impl UserCtx {
             stop_user: false,
             custom_wait: None,
             this: None,
+            in_hook: false,
+            finished_request: None,
         }
     }
 }
@@ -436,6 +443,14 @@ impl ScriptUser {
             .unwrap_or_else(|| Dynamic::from_map(Map::new()));
         let body = move || {
             let (outcome, value) = plan.run(&shared, &mut this);
+            // The last request's result is final now.
+            if shared.compiled.on_request {
+                request_hook::run_after(
+                    &shared.compiled.engine,
+                    &shared.compiled.ast,
+                    &shared.file,
+                );
+            }
             (outcome, (this, value))
         };
         match bridge::Work::start(&self.shared.stacks, body) {
@@ -749,12 +764,16 @@ mod tests {
 
     fn shard_of(source: &str, seed: u64) -> ShardScript {
         let context = crate::scenario::CompileContext {
-            origins: vec![(blast_engine::http::Scheme::Http, "127.0.0.1:1".into())],
+            origins: Some(Arc::new(blast_engine::http::Origins::new(
+                vec![blast_engine::http::Origin::resolve("http://127.0.0.1:1").unwrap()],
+                false,
+            ))),
             dir: std::path::PathBuf::new(),
             shard: 0,
             shards: 1,
             tags: crate::TagFilter::default(),
             cursors: crate::data::RunCursors::default(),
+            shared: Arc::default(),
         };
         let compiled = crate::scenario::compile("u.rhai", source, context).unwrap();
         ShardScript::new("u.rhai", compiled, seed, vec![0, 0], 1)

@@ -3,13 +3,14 @@
 //! to have been closed by the server.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use blast_proto::FailureKind;
 
 use super::connection::{Connection, ExchangeError, IoBufs, Stream, io_failure};
-use super::origin::{Origin, Scheme};
+use super::origin::{Origin, Origins, Scheme};
 use super::{CookieJar, Limits, Request, ResponseHead, is_redirect, write_request};
 use crate::runtime::{self, Signal};
 
@@ -38,8 +39,13 @@ pub struct Response {
 
 /// What every client on a shard shares.
 pub(crate) struct ClientShared {
-    pub(crate) origins: Arc<[Origin]>,
-    pub(crate) tls: Option<futures_rustls::TlsConnector>,
+    /// The node's origins.
+    pub(crate) origins: Arc<Origins>,
+    /// This shard's copies of the resolved ones, by index: looking one up
+    /// takes no lock and touches no other core's cache lines.
+    resolved: RefCell<Vec<Option<Rc<Origin>>>>,
+    /// Made on the first https connection when not given.
+    tls: RefCell<Option<futures_rustls::TlsConnector>>,
     pub(crate) limits: Limits,
     pub(crate) timeout: Duration,
     /// Fired when the stop timeout runs out: requests still in flight end
@@ -50,7 +56,7 @@ pub(crate) struct ClientShared {
 
 impl ClientShared {
     pub(crate) fn new(
-        origins: Arc<[Origin]>,
+        origins: Arc<Origins>,
         tls: Option<futures_rustls::TlsConnector>,
         limits: Limits,
         timeout: Duration,
@@ -58,12 +64,42 @@ impl ClientShared {
     ) -> ClientShared {
         ClientShared {
             origins,
-            tls,
+            resolved: RefCell::new(Vec::new()),
+            tls: RefCell::new(tls),
             limits,
             timeout,
             hard_stop,
             pool: RefCell::new(Vec::new()),
         }
+    }
+
+    /// This shard's copy of origin `index`, when it has one.
+    fn cached(&self, index: u16) -> Option<Rc<Origin>> {
+        self.resolved.borrow().get(usize::from(index))?.clone()
+    }
+
+    /// Origin `index` from the node's table, once its lookup (off this
+    /// thread) is done; this shard keeps a copy.
+    async fn look_up(&self, index: u16) -> Result<Rc<Origin>, FailureKind> {
+        let at = usize::from(index);
+        let origin = Rc::new(Origin::clone(&*self.origins.get(index).await?));
+        let mut resolved = self.resolved.borrow_mut();
+        if resolved.len() <= at {
+            resolved.resize(at + 1, None);
+        }
+        resolved[at] = Some(origin.clone());
+        Ok(origin)
+    }
+
+    /// The TLS connector, made from the node's settings on first use.
+    fn tls(&self) -> Result<futures_rustls::TlsConnector, FailureKind> {
+        let mut tls = self.tls.borrow_mut();
+        if tls.is_none() {
+            // Built by the lookup thread before any https origin is ready.
+            let config = self.origins.tls_if_built().ok_or(FailureKind::Tls)?;
+            *tls = Some(futures_rustls::TlsConnector::from(config));
+        }
+        tls.clone().ok_or(FailureKind::Tls)
     }
 
     fn take_bufs(&self) -> IoBufs {
@@ -95,10 +131,37 @@ impl HttpClient {
         let started = Instant::now();
         let mut response = Response::default();
         let origin_index = usize::from(req.origin);
-        let Some(origin) = shared.origins.get(origin_index) else {
-            response.failure = Some(FailureKind::InvalidRequest);
-            return response;
+        let timeout = req.timeout.unwrap_or(shared.timeout);
+        let origin = match shared.cached(req.origin) {
+            Some(origin) => origin,
+            None => {
+                // A host first named during the run is looked up off the
+                // shard thread; the wait counts against the request's
+                // timeout.
+                let looked_up = futures_lite::future::or(
+                    async {
+                        runtime::with_timeout(timeout, shared.look_up(req.origin))
+                            .await
+                            .unwrap_or(Err(FailureKind::ConnectTimeout))
+                    },
+                    async {
+                        shared.hard_stop.wait().await;
+                        Err(FailureKind::Stopped)
+                    },
+                )
+                .await;
+                match looked_up {
+                    Ok(origin) => origin,
+                    Err(kind) => {
+                        response.failure = Some(kind);
+                        response.elapsed = started.elapsed();
+                        return response;
+                    }
+                }
+            }
         };
+        let origin = &*origin;
+        let timeout = timeout.saturating_sub(started.elapsed());
         if self.conns.len() <= origin_index {
             self.conns.resize_with(origin_index + 1, || None);
         }
@@ -142,7 +205,6 @@ impl HttpClient {
             response.elapsed = started.elapsed();
             return response;
         }
-        let timeout = req.timeout.unwrap_or(shared.timeout);
         let slot = &mut self.conns[origin_index];
         let mut body = Vec::new();
         let keep = req.keep_body;
@@ -248,7 +310,7 @@ async fn open(
     let stream = match origin.scheme {
         Scheme::Http => Stream::Plain(tcp),
         Scheme::Https => {
-            let connector = shared.tls.as_ref().ok_or(FailureKind::Tls)?;
+            let connector = shared.tls()?;
             let name = origin.server_name().map_err(|_| FailureKind::Tls)?;
             let tls = connector
                 .connect(name, tcp)

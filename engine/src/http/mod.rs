@@ -12,7 +12,7 @@ mod response;
 pub use client::Response;
 pub(crate) use client::{ClientShared, HttpClient};
 pub use cookies::CookieJar;
-pub use origin::{Origin, OriginError, Scheme, tls_config};
+pub use origin::{Origin, OriginError, Origins, Scheme, tls_config};
 pub use redirect::{MAX_REDIRECTS, follow, is_redirect};
 pub use request::{Request, RequestError, write_request};
 pub use response::{

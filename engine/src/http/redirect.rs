@@ -2,9 +2,11 @@
 //! with which method, as browsers (and Python's requests, which Locust
 //! uses) do.
 
+use std::sync::Arc;
+
 use blast_proto::{FailureKind, Method};
 
-use super::{Origin, Request, Scheme};
+use super::{Origin, Origins, Request, Scheme};
 
 /// Most redirects followed in a row before the request counts as failed.
 pub const MAX_REDIRECTS: u32 = 10;
@@ -17,16 +19,18 @@ pub fn is_redirect(status: u16) -> bool {
 /// Turns `request` into the request a `status` redirect to `location`
 /// asks for: the target resolved against the request's URL, the method
 /// changed to GET (and the body dropped) for 303, and for 301/302 after a
-/// POST. A target on a host the run did not resolve is a failure.
+/// POST. A target on a host new to the run is added to `origins`, to be
+/// resolved on first use like any other; one that is not http(s) is a
+/// failure.
 pub fn follow(
-    origins: &[Origin],
+    origins: &Arc<Origins>,
     request: &mut Request,
     status: u16,
     location: &str,
 ) -> Result<(), FailureKind> {
     let location = location.trim();
     let current = origins
-        .get(usize::from(request.origin))
+        .ready(request.origin)
         .ok_or(FailureKind::InvalidRequest)?;
     let (origin, path) = if let Some(rest) = location.strip_prefix("//") {
         let scheme = current.scheme;
@@ -38,10 +42,10 @@ pub fn follow(
     } else if location.starts_with('/') {
         (request.origin, location.to_string())
     } else if location.contains("://") {
-        return Err(FailureKind::RedirectOffHost);
+        return Err(FailureKind::RedirectNotHttp);
     } else {
         // A relative reference: against the current path's directory.
-        let full = full_path(current, request);
+        let full = full_path(&current, request);
         let dir_end = full
             .split(['?', '#'])
             .next()
@@ -93,36 +97,39 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
-/// `authority/path` under `scheme`, on one of the run's origins.
-fn absolute(origins: &[Origin], scheme: Scheme, rest: &str) -> Result<(u16, String), FailureKind> {
+/// `authority/path` under `scheme`, on one of the run's origins (a new
+/// one for a new host). An authority that is not a host is a malformed
+/// answer.
+fn absolute(
+    origins: &Arc<Origins>,
+    scheme: Scheme,
+    rest: &str,
+) -> Result<(u16, String), FailureKind> {
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);
-    let default_port = match scheme {
-        Scheme::Http => ":80",
-        Scheme::Https => ":443",
-    };
-    let authority = authority.strip_suffix(default_port).unwrap_or(authority);
     let index = origins
-        .iter()
-        .position(|o| o.scheme == scheme && o.host_header.eq_ignore_ascii_case(authority))
-        .ok_or(FailureKind::RedirectOffHost)?;
+        .index_of(scheme, authority)
+        .map_err(|_| FailureKind::Malformed)?;
     let path = if path.starts_with('/') {
         path.to_string()
     } else {
         format!("/{path}")
     };
-    Ok((index as u16, path))
+    Ok((index, path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn origins() -> Vec<Origin> {
-        vec![
-            Origin::resolve("http://127.0.0.1:8080/base").unwrap(),
-            Origin::resolve("https://127.0.0.1").unwrap(),
-        ]
+    fn origins() -> Arc<Origins> {
+        Arc::new(Origins::new(
+            vec![
+                Origin::resolve("http://127.0.0.1:8080/base").unwrap(),
+                Origin::resolve("https://127.0.0.1").unwrap(),
+            ],
+            false,
+        ))
     }
 
     fn request(method: Method, path: &str) -> Request {
@@ -158,14 +165,24 @@ mod tests {
                 "{location}"
             );
         }
+        // A new host joins the run's origins, once.
+        for _ in 0..2 {
+            let mut r = request(Method::Get, "/");
+            follow(&o, &mut r, 302, "http://Elsewhere.invalid:80/z").unwrap();
+            assert_eq!((r.origin, r.path.as_str()), (2, "/z"));
+        }
+        let mut r = request(Method::Get, "/");
+        follow(&o, &mut r, 302, "https://127.0.0.1:8443/").unwrap();
+        assert_eq!(r.origin, 3);
+        assert_eq!(o.len(), 4);
         let mut r = request(Method::Get, "/");
         assert_eq!(
-            follow(&o, &mut r, 302, "http://elsewhere.test/"),
-            Err(FailureKind::RedirectOffHost)
+            follow(&o, &mut r, 302, "ftp://x/"),
+            Err(FailureKind::RedirectNotHttp)
         );
         assert_eq!(
-            follow(&o, &mut r, 302, "ftp://x/"),
-            Err(FailureKind::RedirectOffHost)
+            follow(&o, &mut r, 302, "http://a b/"),
+            Err(FailureKind::Malformed)
         );
     }
 
