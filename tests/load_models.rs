@@ -629,3 +629,250 @@ fn durations_do_not_drift_past_the_plan() {
     target.stop();
     assert_eq!(summary["stop_reason"], "duration");
 }
+
+/// The users a shape asks for over time, as the node follows it: at each
+/// step's second the groups (user types) head from where they are to the
+/// step's counts, `rate` users a second in all, each group's share of the
+/// rate its share of the change.
+fn followed(steps: &[(f64, Vec<f64>)], rate: f64, t: f64) -> Vec<f64> {
+    let mut now = vec![0.0; steps[0].1.len()];
+    let dt = 0.001;
+    for (i, (from, target)) in steps.iter().enumerate() {
+        let until = steps.get(i + 1).map_or(f64::INFINITY, |s| s.0).min(t);
+        let change: f64 = target.iter().zip(&now).map(|(a, b)| (a - b).abs()).sum();
+        let shares: Vec<f64> = target
+            .iter()
+            .zip(&now)
+            .map(|(a, b)| {
+                if change > 0.0 {
+                    rate * (a - b).abs() / change
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut at = *from;
+        while at < until {
+            for (g, n) in now.iter_mut().enumerate() {
+                let step = shares[g] * dt;
+                *n = if *n < target[g] {
+                    (*n + step).min(target[g])
+                } else {
+                    (*n - step).max(target[g])
+                };
+            }
+            at += dt;
+        }
+        if until >= t {
+            break;
+        }
+    }
+    now
+}
+
+/// Requests to `/<prefix>/<decisecond>` paths, by the decisecond (unix
+/// time, in tenths of a second) each was sent in.
+fn by_decisecond(counts: &blast_target::Counts, prefix: &str) -> Vec<(u64, u64)> {
+    let start = format!("/{prefix}/");
+    counts
+        .by_path
+        .iter()
+        .filter_map(|(path, n)| Some((path.strip_prefix(&start)?.parse().ok()?, *n)))
+        .collect()
+}
+
+/// Requests in each whole second of the run (since `started_ms`), from
+/// [`by_decisecond`] counts.
+fn per_run_second(deciseconds: &[(u64, u64)], started_ms: u64, seconds: usize) -> Vec<u64> {
+    let mut per = vec![0; seconds];
+    for &(ds, n) in deciseconds {
+        let at = (ds * 100) as f64 - started_ms as f64;
+        if at >= 0.0 && ((at / 1000.0) as usize) < seconds {
+            per[(at / 1000.0) as usize] += n;
+        }
+    }
+    per
+}
+
+/// A shape that reverses mid-ramp: the users making requests each second
+/// (each makes 10 a second) and the users the history reports follow
+/// the shape, exactly where it holds; `on_spawning_complete` runs once per
+/// ramp that reached its target, with its count; and the stop comes at
+/// once, not after the stop timeout.
+fn check_reversing_shape(
+    source: &str,
+    types: &[&str],
+    steps: &[(f64, Vec<f64>)],
+    plateaus: &[(f64, f64)],
+    completed: &[u64],
+) {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file("reverse.rhai", source);
+    let target = start_target(None);
+    let prefix = scratch.path("reverse");
+    let (_, summary) = run_json(
+        &scenario,
+        &url(&target),
+        &[
+            "--cores",
+            "2",
+            "--stop-timeout",
+            "60s",
+            "--csv",
+            prefix.to_str().unwrap(),
+        ],
+    );
+    let counts = target.counts();
+    target.stop();
+    let end = steps.last().unwrap().0;
+    assert_eq!(summary["stop_reason"], "shape ended");
+    assert_eq!(
+        summary["errors"].as_array().unwrap().len(),
+        0,
+        "{summary:#}"
+    );
+    assert_eq!(summary["total"]["failures"], 0, "{summary:#}");
+    // A user left over would hold the stop until the stop timeout (60 s).
+    let duration = summary["duration_s"].as_f64().unwrap();
+    assert!(duration < end + 20.0, "{duration} s for a {end} s shape");
+    let started = summary["started_at_ms"].as_u64().unwrap();
+    let expected = |t: f64| followed(steps, 10.0, t);
+    let within = |t: f64, plateau: bool| {
+        plateaus.iter().any(|&(a, b)| t >= a + 0.3 && t + 1.0 <= b) == plateau
+    };
+    // The users each type made requests with, second by second.
+    for (g, name) in types.iter().enumerate() {
+        let per = per_run_second(&by_decisecond(&counts, name), started, end as usize);
+        for (s, &n) in per.iter().enumerate().skip(1) {
+            let t = s as f64;
+            // The shape's users on average over the second, ± one step of
+            // the spawn rate's timing (a shape is asked up to 0.2 s late).
+            let mean = (0..20)
+                .map(|i| expected(t + i as f64 / 20.0)[g])
+                .sum::<f64>()
+                / 20.0;
+            let users = n as f64 / 10.0;
+            let slack = if within(t, true) { 1.5 } else { 4.0 };
+            assert!(
+                (users - mean).abs() <= slack,
+                "{name}: {users} users made requests in second {s}, the shape had {mean:.1}: {per:?}"
+            );
+        }
+    }
+    // The users the history reports: exactly the shape's where it holds.
+    let history = users_history(&prefix, started);
+    for &(at, users) in &history[..history.len() - 1] {
+        if at < 0.5 || at + 1.0 > end {
+            continue;
+        }
+        let total = |t: f64| expected(t).iter().sum::<f64>();
+        if within(at, true) {
+            assert_eq!(users as f64, total(at).round(), "at {at:.1}: {history:?}");
+        } else {
+            // The row was cut somewhere in [at, at + 1).
+            let seen: Vec<f64> = (0..=20).map(|i| total(at + i as f64 / 20.0)).collect();
+            let lo = seen.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = seen.iter().copied().fold(0.0, f64::max);
+            assert!(
+                users as f64 >= lo - 3.0 && users as f64 <= hi + 3.0,
+                "{users} users at {at:.1}, the shape says {lo:.1}..{hi:.1}: {history:?}"
+            );
+        }
+    }
+    // The hook ran once per ramp that got to its target, and only then.
+    let spawned: Vec<(String, u64)> = counts
+        .by_path
+        .iter()
+        .filter(|(p, _)| p.starts_with("/spawned/"))
+        .map(|(p, n)| (p.clone(), *n))
+        .collect();
+    let want: Vec<(String, u64)> = completed
+        .iter()
+        .map(|n| (format!("/spawned/{n}"), 1))
+        .collect();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(spawned, want_sorted);
+    assert_eq!(
+        counts.total,
+        total_requests(&summary),
+        "every request the target saw is counted"
+    );
+}
+
+#[test]
+fn a_shape_that_reverses_mid_ramp_keeps_the_users_it_asks_for() {
+    // 0 → 30 cut at ~20, → 5 cut at ~10, → 25 cut at ~20, → 12 (held),
+    // → 30 cut at ~22, → 2 cut at ~12, → 6 (held), end.
+    let steps: Vec<(f64, Vec<f64>)> = [
+        (0.0, 30.0),
+        (2.0, 5.0),
+        (3.0, 25.0),
+        (4.0, 12.0),
+        (8.0, 30.0),
+        (9.0, 2.0),
+        (10.0, 6.0),
+        (14.0, 6.0),
+    ]
+    .iter()
+    .map(|&(t, n)| (t, vec![n]))
+    .collect();
+    let source = r#"
+// Paths the target does not know (404) but counts: expected.
+const UNKNOWN = #{ expect: [404], name: "unknown" };
+user("U", #{ wait: constant_pacing(0.1), tasks: [Fn("hit")] });
+fn hit() { http::get(`/U/${(now() * 10.0).floor().to_int()}`, global::UNKNOWN); }
+fn on_spawning_complete(users) { http::get(`/spawned/${users}`, global::UNKNOWN); }
+fn shape(t) {
+    let steps = [[0, 30], [2, 5], [3, 25], [4, 12], [8, 30], [9, 2], [10, 6]];
+    if t >= 14.0 { return (); }
+    let users = 0;
+    for s in steps { if t >= s[0] { users = s[1]; } }
+    #{ users: users, spawn_rate: 10 }
+}
+"#;
+    check_reversing_shape(
+        source,
+        &["U"],
+        &steps,
+        &[(4.8, 8.0), (10.6, 14.0)],
+        &[12, 6],
+    );
+}
+
+#[test]
+fn a_per_type_shape_that_reverses_mid_ramp_keeps_each_types_users() {
+    // (A, B): → (20, 10) cut, → (0, 20) cut, → (10, 4) held, → (30, 0)
+    // cut, → (5, 5) held, end.
+    let steps: Vec<(f64, Vec<f64>)> = vec![
+        (0.0, vec![20.0, 10.0]),
+        (2.0, vec![0.0, 20.0]),
+        (3.0, vec![10.0, 4.0]),
+        (7.0, vec![30.0, 0.0]),
+        (8.0, vec![5.0, 5.0]),
+        (12.0, vec![5.0, 5.0]),
+    ];
+    let source = r#"
+const UNKNOWN = #{ expect: [404], name: "unknown" };
+user("A", #{ wait: constant_pacing(0.1), tasks: [Fn("a")] });
+user("B", #{ wait: constant_pacing(0.1), tasks: [Fn("b")] });
+fn a() { http::get(`/A/${(now() * 10.0).floor().to_int()}`, global::UNKNOWN); }
+fn b() { http::get(`/B/${(now() * 10.0).floor().to_int()}`, global::UNKNOWN); }
+fn on_spawning_complete(users) { http::get(`/spawned/${users}`, global::UNKNOWN); }
+fn shape(t) {
+    let steps = [[0, 20, 10], [2, 0, 20], [3, 10, 4], [7, 30, 0], [8, 5, 5]];
+    if t >= 12.0 { return (); }
+    let users = #{};
+    for s in steps { if t >= s[0] { users = #{ A: s[1], B: s[2] }; } }
+    #{ users: users, spawn_rate: 10 }
+}
+"#;
+    check_reversing_shape(
+        source,
+        &["A", "B"],
+        &steps,
+        &[(4.0, 7.0), (9.6, 12.0)],
+        &[14, 10],
+    );
+}

@@ -140,6 +140,16 @@ impl Driver {
         }
     }
 
+    /// When the plan ends, when that is known ahead: after its stages.
+    pub(crate) fn planned_end(&self) -> Option<Duration> {
+        match &self.load {
+            Load::Stages(stages) | Load::Rate { stages, .. } if !stages.is_empty() => {
+                Some(stages.iter().map(|s| s.duration).sum())
+            }
+            _ => None,
+        }
+    }
+
     /// What `--reset-stats` waits for.
     pub(crate) fn first_target(&self) -> Option<Target> {
         self.first_target

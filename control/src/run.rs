@@ -45,6 +45,8 @@ pub trait NodeHandle {
     fn ramp_types_to(&mut self, users: &[u64], rate: f64);
     /// Open model: moves the arrival rate to `rate` per second over `over`.
     fn set_rate(&mut self, rate: f64, over: Duration);
+    /// The run's planned end: nothing due at or after it starts.
+    fn end_at(&mut self, at: Instant);
     /// Stops the node's load; its last delta follows on the event channel.
     fn stop(&mut self);
     /// The node's events.
@@ -78,6 +80,9 @@ impl NodeHandle for InProcessNode {
     }
     fn set_rate(&mut self, rate: f64, over: Duration) {
         self.node.set_rate(rate, over);
+    }
+    fn end_at(&mut self, at: Instant) {
+        self.node.end_at(at);
     }
     fn stop(&mut self) {
         self.node.stop();
@@ -181,6 +186,14 @@ pub(crate) fn run(
     let mut threshold_abort: Option<ThresholdResult> = None;
     let mut state = RunState::Spawning;
     let end = plan.duration.map(|d| started + d);
+    // Arrivals and spawns due at or after the planned end do not start.
+    if let Some(planned) = [plan.duration, driver.planned_end()]
+        .into_iter()
+        .flatten()
+        .min()
+    {
+        node.end_at(started + planned);
+    }
     let mut next_print = started + plan.print_interval;
     let stop: Stop;
     // Set when a script calls stop_test(reason), a stop condition holds or

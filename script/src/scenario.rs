@@ -405,6 +405,25 @@ fn check_shape(file: &str, ast: &AST) -> Result<(), ScenarioError> {
     }
 }
 
+/// `on_spawning_complete`, when defined, takes the user count or nothing.
+fn check_spawning_hook(file: &str, ast: &AST) -> Result<(), ScenarioError> {
+    let name = crate::user::SPAWNING_COMPLETE;
+    match ast
+        .iter_fn_def()
+        .find(|f| f.name == name && f.params.len() > 1)
+    {
+        Some(f) => Err(script_error(
+            file,
+            format!(
+                "{name}() takes {} parameter(s); it takes one, the number of users: fn {name}(user_count) {{ ... }}",
+                f.params.len()
+            ),
+            f.body.start_position(),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Compiles `source`, runs its top level and validates what it declared.
 pub(crate) fn compile(
     file: &str,
@@ -427,6 +446,7 @@ pub(crate) fn compile(
     ast.set_source(file);
     check_calls(file, &engine, &ast)?;
     check_shape(file, &ast)?;
+    check_spawning_hook(file, &ast)?;
     check_data_files(file, &ast, &feeds)?;
     *http.discarded.borrow_mut() = crate::discard::discarded_calls(&ast, source);
     let mut top = Scope::new();

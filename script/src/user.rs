@@ -225,6 +225,9 @@ impl ShardScript {
     }
 }
 
+/// The hook run each time a ramp reaches its target, with the user count.
+pub(crate) const SPAWNING_COMPLETE: &str = "on_spawning_complete";
+
 /// 2^64 divided by the golden ratio, odd: spreads user indices over seeds.
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -245,16 +248,31 @@ impl ShardScenario for ShardScript {
     }
 
     fn test_hook(&self, hook: TestHook) -> Option<Box<dyn VirtualUser>> {
-        let name = match hook {
-            TestHook::Start => "on_test_start",
-            TestHook::Stop => "on_test_stop",
+        let (name, args) = match hook {
+            TestHook::Start => ("on_test_start", Vec::new()),
+            TestHook::Stop => ("on_test_stop", Vec::new()),
+            TestHook::SpawningComplete(users) => {
+                (SPAWNING_COMPLETE, vec![Dynamic::from(users as rhai::INT)])
+            }
         };
-        self.shared.compiled.function_position(name).line()?;
-        Some(Box::new(ScriptUser::new(
+        // A hook takes its arguments or none (on_spawning_complete() may
+        // ignore the count).
+        let def =
+            self.shared.compiled.ast.iter_fn_def().find(|f| {
+                f.name == name && (f.params.is_empty() || f.params.len() == args.len())
+            })?;
+        let args = if def.params.is_empty() {
+            Vec::new()
+        } else {
+            args
+        };
+        let mut user = ScriptUser::new(
             self.shared.clone(),
             Role::Hook(name),
             UserCtx::new(self.rng_for(u64::MAX), format!("[{name}] "), 0),
-        )))
+        );
+        user.args = args;
+        Some(Box::new(user))
     }
 
     fn set_test_data(&self, json: &str) {
@@ -317,6 +335,8 @@ struct ScriptUser {
     task_started: Instant,
     /// What the last piece of work returned, as JSON (hooks only).
     result: Option<String>,
+    /// What a hook is called with (on_spawning_complete's user count).
+    args: Vec<Dynamic>,
 }
 
 impl ScriptUser {
@@ -331,6 +351,7 @@ impl ScriptUser {
             next_task: 0,
             task_started: Instant::now(),
             result: None,
+            args: Vec::new(),
         }
     }
 
@@ -410,6 +431,7 @@ impl ScriptUser {
             .this
             .take()
             .unwrap_or_else(|| Dynamic::from_map(Map::new()));
+        let args = self.args.clone();
         let body = move || {
             let result = {
                 let options = CallFnOptions::new()
@@ -421,7 +443,7 @@ impl ScriptUser {
                     &mut Scope::new(),
                     &shared.compiled.ast,
                     &function,
-                    (),
+                    args,
                 )
             };
             match result {
