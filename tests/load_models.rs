@@ -876,3 +876,29 @@ fn shape(t) {
         &[14, 10],
     );
 }
+
+/// Arrivals due before the end start, and only those: a run of T seconds
+/// at R/s starts exactly R·T iterations (not one more, due at the end).
+#[test]
+fn the_open_model_starts_exactly_the_rate_times_the_duration() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file("exact.rhai", ONE_REQUEST);
+    for (args, want) in [
+        (vec!["--rate", "200/s", "-t", "5s", "--cores", "1"], 1000),
+        (vec!["--rate", "150/s", "-t", "4s", "--cores", "2"], 600),
+        // 0 → 100/s over 2 s (100), then 100/s for 2 s (200).
+        (
+            vec!["--rate-stages", "2s:100/s,2s:100/s", "--cores", "2"],
+            300,
+        ),
+    ] {
+        let target = start_target(None);
+        let (_, summary) = run_json(&scenario, &url(&target), &args);
+        let counts = target.counts();
+        target.stop();
+        assert_eq!(counts.path("/"), want, "{args:?}");
+        assert_eq!(summary["iterations"]["completed"], want, "{args:?}");
+        assert_eq!(summary["iterations"]["dropped"], 0, "{args:?}");
+    }
+}

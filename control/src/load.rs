@@ -150,6 +150,25 @@ impl Driver {
         }
     }
 
+    /// When, after `elapsed`, the plan next changes the load: the next
+    /// stage's start, or the next whole second a shape is asked at.
+    pub(crate) fn next_change(&self, elapsed: Duration) -> Option<Duration> {
+        match &self.load {
+            Load::Stages(stages) | Load::Rate { stages, .. } => {
+                let mut begins = Duration::ZERO;
+                for stage in stages {
+                    begins += stage.duration;
+                    if begins > elapsed {
+                        return Some(begins);
+                    }
+                }
+                None
+            }
+            Load::Shape => Some(Duration::from_secs(self.next_second)),
+            Load::Users => None,
+        }
+    }
+
     /// What `--reset-stats` waits for.
     pub(crate) fn first_target(&self) -> Option<Target> {
         self.first_target

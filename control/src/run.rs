@@ -266,6 +266,11 @@ pub(crate) fn run(
         // Wake at least every 200 ms to notice an interrupt and follow the
         // load plan.
         let mut deadline = next_print.min(now + Duration::from_millis(200));
+        // And when the plan next changes the load, so a stage or a shape's
+        // second starts on time.
+        if let Some(change) = driver.next_change(now.duration_since(started)) {
+            deadline = deadline.min(started + change);
+        }
         if let Some(end) = end {
             deadline = deadline.min(end);
         }
