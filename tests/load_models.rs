@@ -902,3 +902,59 @@ fn the_open_model_starts_exactly_the_rate_times_the_duration() {
         assert_eq!(summary["iterations"]["dropped"], 0, "{args:?}");
     }
 }
+
+/// `shape(elapsed, ctx)`: `ctx.users` and `ctx.rate` say what the run is
+/// doing, `ctx.state` is kept between calls and `ctx.reset_time()`
+/// restarts the shape's clock. The shape logs what it saw.
+#[test]
+fn a_shape_with_ctx_sees_the_run_and_keeps_its_state() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "ctx.rhai",
+        r#"
+user("U", #{ wait: constant_pacing(0.1), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+fn shape(t, ctx) {
+    ctx.state.calls = (ctx.state.calls ?? 0) + 1;
+    log(`call ${ctx.state.calls} t ${t} users ${ctx.users} rate ${ctx.rate}`);
+    if ctx.state.calls == 4 { ctx.reset_time(); }
+    if ctx.state.calls >= 7 { return (); }
+    #{ users: if ctx.state.calls < 3 { 3 } else { 5 }, spawn_rate: 100 }
+}
+"#,
+    );
+    let target = start_target(None);
+    let (ran, summary) = run_json(&scenario, &url(&target), &["--cores", "1"]);
+    target.stop();
+    assert_eq!(summary["stop_reason"], "shape ended");
+    // (call, t, users, rate) as the shape logged them.
+    let calls: Vec<(u64, f64, u64, f64)> = ran
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("[shape] call "))
+        .map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            (
+                w[0].parse().unwrap(),
+                w[2].parse().unwrap(),
+                w[4].parse().unwrap(),
+                w[6].parse().unwrap(),
+            )
+        })
+        .collect();
+    let numbers: Vec<u64> = calls.iter().map(|c| c.0).collect();
+    assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7], "{}", ran.stderr);
+    // The clock restarted after the call at 3 s.
+    let ts: Vec<f64> = calls.iter().map(|c| c.1).collect();
+    assert_eq!(ts, [0.0, 1.0, 2.0, 3.0, 1.0, 2.0, 3.0], "{}", ran.stderr);
+    // Users as the last report says: none before the start, then the
+    // shape's 3 and 5 (a report lags the shape by at most a second).
+    assert_eq!(calls[0].2, 0);
+    assert_eq!(calls[2].2, 3, "{calls:?}");
+    assert!(calls[4..].iter().all(|c| c.2 == 5), "{calls:?}");
+    // Requests per second: 5 users, 10 a second each, after 3 users.
+    let rate = calls[6].3;
+    assert!((15.0..=75.0).contains(&rate), "{calls:?}");
+    assert_eq!(calls[0].3, 0.0);
+}

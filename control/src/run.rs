@@ -214,7 +214,11 @@ pub(crate) fn run(
             break;
         }
         let mut end_of_plan = None;
-        for command in driver.tick(now.duration_since(started)) {
+        let shape_now = || blast_script::ShapeNow {
+            users: stats.users(),
+            rate: stats.current(None).0,
+        };
+        for command in driver.tick(now.duration_since(started), shape_now) {
             match command {
                 Command::Ramp { users, rate } => node.ramp_to(users, rate),
                 Command::RampTypes { users, rate } => node.ramp_types_to(&users, rate),

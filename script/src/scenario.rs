@@ -386,17 +386,17 @@ fn check_functions(file: &str, ast: &AST, user: &UserType) -> Result<(), Scenari
     Ok(())
 }
 
-/// `shape`, when defined, takes exactly one parameter (Rhai would accept
+/// `shape`, when defined, takes one parameter or two (Rhai would accept
 /// any number and fail only when the controller first calls it).
 fn check_shape(file: &str, ast: &AST) -> Result<(), ScenarioError> {
     match ast
         .iter_fn_def()
-        .find(|f| f.name == SHAPE_FUNCTION && f.params.len() != 1)
+        .find(|f| f.name == SHAPE_FUNCTION && !matches!(f.params.len(), 1 | 2))
     {
         Some(f) => Err(script_error(
             file,
             format!(
-                "{SHAPE_FUNCTION}() takes {} parameter(s); it must take one, the seconds since the run started: fn {SHAPE_FUNCTION}(elapsed) {{ ... }}",
+                "{SHAPE_FUNCTION}() takes {} parameter(s); it must take the seconds since the run started, and optionally ctx: fn {SHAPE_FUNCTION}(elapsed) {{ ... }} or fn {SHAPE_FUNCTION}(elapsed, ctx) {{ ... }}",
                 f.params.len()
             ),
             f.body.start_position(),
