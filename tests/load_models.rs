@@ -958,3 +958,96 @@ fn shape(t, ctx) {
     assert!((15.0..=75.0).contains(&rate), "{calls:?}");
     assert_eq!(calls[0].3, 0.0);
 }
+
+/// `on_spawning_complete` runs once per ramp that reaches its target, with
+/// the user count: not for a stage that holds the count, not in the open
+/// model; it may take no parameter, and an error in it is counted.
+#[test]
+fn on_spawning_complete_runs_once_per_completed_ramp() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let spawned = |counts: &blast_target::Counts| -> Vec<(String, u64)> {
+        counts
+            .by_path
+            .iter()
+            .filter(|(p, _)| p.starts_with("/spawned/"))
+            .map(|(p, n)| (p.clone(), *n))
+            .collect()
+    };
+    let hook = r#"
+user("U", #{ wait: constant(0.1), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+fn on_spawning_complete(users) { http::get(`/spawned/${users}`, #{ expect: [404] }); }
+"#;
+    let scenario = scratch.file("hook.rhai", hook);
+    for (args, want) in [
+        (
+            vec!["--stages", "1s:4,1s:4,1s:2,1s:2", "--cores", "2"],
+            vec![("/spawned/2", 1), ("/spawned/4", 1)],
+        ),
+        (
+            vec!["-u", "3", "-r", "100", "-t", "2s", "--cores", "1"],
+            vec![("/spawned/3", 1)],
+        ),
+        (vec!["--rate", "20/s", "-t", "2s", "--cores", "1"], vec![]),
+    ] {
+        let target = start_target(None);
+        let (_, summary) = run_json(&scenario, &url(&target), &args);
+        let counts = target.counts();
+        target.stop();
+        let want: Vec<(String, u64)> = want.iter().map(|(p, n)| (p.to_string(), *n)).collect();
+        assert_eq!(spawned(&counts), want, "{args:?}");
+        assert_eq!(counts.total, total_requests(&summary), "{args:?}: counted");
+    }
+    // No parameter; and a hook that throws is a script error and a warning.
+    let scenario = scratch.file(
+        "hooks.rhai",
+        r#"
+user("U", #{ wait: constant(0.1), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+fn on_spawning_complete() { http::get("/spawned/any", #{ expect: [404] }); throw "after the request"; }
+"#,
+    );
+    let target = start_target(None);
+    let json = scratch.path("hooks.json");
+    let ran = blast(&[
+        "run",
+        "-s",
+        scenario.to_str().unwrap(),
+        "-H",
+        &url(&target),
+        "-u",
+        "2",
+        "-r",
+        "100",
+        "-t",
+        "2s",
+        "--cores",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    // (A run with script errors may exit 0 or 1, as the exit codes say.)
+    assert!(ran.code == 0 || ran.code == 1, "{}", ran.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let counts = target.counts();
+    target.stop();
+    assert_eq!(counts.path("/spawned/any"), 1);
+    assert!(
+        ran.stderr
+            .contains("on_spawning_complete failed: after the request"),
+        "{}",
+        ran.stderr
+    );
+    let errors = summary["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["count"], 1, "{errors:?}");
+    assert!(
+        errors[0]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with("hooks.rhai:4:76"),
+        "{errors:?}"
+    );
+}
