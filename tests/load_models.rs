@@ -711,7 +711,7 @@ fn check_reversing_shape(
     let scenario = scratch.file("reverse.rhai", source);
     let target = start_target(None);
     let prefix = scratch.path("reverse");
-    let (_, summary) = run_json(
+    let (ran, summary) = run_json(
         &scenario,
         &url(&target),
         &[
@@ -787,13 +787,23 @@ fn check_reversing_shape(
         .filter(|(p, _)| p.starts_with("/spawned/"))
         .map(|(p, n)| (p.clone(), *n))
         .collect();
-    let want: Vec<(String, u64)> = completed
+    let mut want: Vec<(String, u64)> = completed
         .iter()
         .map(|n| (format!("/spawned/{n}"), 1))
         .collect();
-    let mut want_sorted = want.clone();
-    want_sorted.sort();
-    assert_eq!(spawned, want_sorted);
+    want.sort();
+    assert_eq!(spawned, want);
+    // And the console says so for those ramps only, in order.
+    let said: Vec<&str> = ran
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("All ") && l.ends_with(" users spawned"))
+        .collect();
+    let want_said: Vec<String> = completed
+        .iter()
+        .map(|n| format!("All {n} users spawned"))
+        .collect();
+    assert_eq!(said, want_said, "{}", ran.stderr);
     assert_eq!(
         counts.total,
         total_requests(&summary),

@@ -184,7 +184,6 @@ pub(crate) fn run(
     };
     let mut next_csv = started + CSV_REWRITE_INTERVAL;
     let mut threshold_abort: Option<ThresholdResult> = None;
-    let mut state = RunState::Spawning;
     let end = plan.duration.map(|d| started + d);
     // Arrivals and spawns due at or after the planned end do not start.
     if let Some(planned) = [plan.duration, driver.planned_end()]
@@ -306,16 +305,6 @@ pub(crate) fn run(
                     }
                     write_csv(&mut csv_report, |r| r.write_tables(&so_far));
                 }
-                if state == RunState::Spawning
-                    && let Some(target) = driver.target_users()
-                    && stats.users() >= target
-                    && target > 0
-                {
-                    state = RunState::Running;
-                    if !quiet {
-                        eprintln!("All {target} users spawned");
-                    }
-                }
                 if terminal && live {
                     progress(plan, driver.target_users(), &stats, started.elapsed());
                 }
@@ -326,6 +315,13 @@ pub(crate) fn run(
             }
             Ok(NodeEvent::IterationsDone) => {
                 requested.get_or_insert(Stop::Planned("iterations done".into()));
+            }
+            Ok(NodeEvent::SpawningComplete(users)) => {
+                // Each ramp that reached its target, as Locust says it; a
+                // ramp a new target turned around does not.
+                if !quiet && users > 0 {
+                    eprintln!("All {users} users spawned");
+                }
             }
             Ok(NodeEvent::Failed(reason)) => {
                 stop = Stop::Failed(reason);
@@ -363,7 +359,11 @@ pub(crate) fn run(
                 }
             }
             Ok(NodeEvent::Warning(w)) => eprintln!("warning: {w}"),
-            Ok(NodeEvent::StopRequested(_) | NodeEvent::IterationsDone) => {}
+            Ok(
+                NodeEvent::StopRequested(_)
+                | NodeEvent::IterationsDone
+                | NodeEvent::SpawningComplete(_),
+            ) => {}
             Ok(NodeEvent::Failed(reason)) => {
                 // While stopping: the stop reason stands, the run failed.
                 failed.get_or_insert(reason);

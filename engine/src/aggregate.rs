@@ -275,8 +275,9 @@ impl Merge<'_> {
     }
 
     /// Once every running shard has made every change of ramp `id`, the
-    /// run has its `users`: the spawning-complete hook runs on the first
-    /// shard still running (unless the run is stopping). A ramp that a
+    /// run has its `users`: whoever runs the node hears of it, and the
+    /// spawning-complete hook runs on the first shard still running
+    /// (unless the run is stopping). A ramp that a
     /// newer one replaced on some shard never completes there; once a
     /// newer ramp completes, older ones never will.
     fn ramp_done(&mut self, id: u64, users: u64) {
@@ -290,6 +291,7 @@ impl Merge<'_> {
         if self.shards.iter().any(|s| s.users_stopped) {
             return;
         }
+        let _ = self.config.events.send(NodeEvent::SpawningComplete(users));
         if let Some(first) = self.shards.iter().position(|s| !s.failed) {
             let hook = ShardCommand::RunHook(TestHook::SpawningComplete(users));
             let _ = self.config.commands[first].send(hook);

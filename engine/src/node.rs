@@ -100,6 +100,10 @@ pub enum NodeEvent {
     /// The iteration limit was reached: every iteration ran (or, in the
     /// open model, was dropped).
     IterationsDone,
+    /// A ramp of the closed model reached its target: this many users run
+    /// (Locust's spawning_complete). A ramp replaced before it got there
+    /// never says so.
+    SpawningComplete(u64),
     /// A shard failed (its thread panicked outside user code: a bug in
     /// blast). The other shards go on and still finish when stopped, but
     /// the run's figures miss that shard's latest requests and its share of
