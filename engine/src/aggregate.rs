@@ -288,7 +288,8 @@ impl Merge<'_> {
             return;
         }
         self.ramps_done = self.ramps_done.split_off(&(id + 1));
-        if self.shards.iter().any(|s| s.users_stopped) {
+        // (A failed shard counts as stopped, but the run is not stopping.)
+        if self.shards.iter().any(|s| s.users_stopped && !s.failed) {
             return;
         }
         let _ = self.config.events.send(NodeEvent::SpawningComplete(users));
