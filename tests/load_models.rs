@@ -1009,6 +1009,40 @@ fn on_spawning_complete(users) { http::get(`/spawned/${users}`, #{ expect: [404]
         assert_eq!(spawned(&counts), want, "{args:?}");
         assert_eq!(counts.total, total_requests(&summary), "{args:?}: counted");
     }
+    // A hook still going when the run stops ends at its next step: its
+    // sleep does not hold the stop (60 s of --stop-timeout), and the
+    // request after it is never sent.
+    let scenario = scratch.file(
+        "slow_hook.rhai",
+        r#"
+user("U", #{ wait: constant(0.1), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+fn on_spawning_complete(users) { http::get("/spawned/before", #{ expect: [404] }); sleep(30); http::get("/spawned/after", #{ expect: [404] }); }
+"#,
+    );
+    let target = start_target(None);
+    let (_, summary) = run_json(
+        &scenario,
+        &url(&target),
+        &[
+            "-u",
+            "2",
+            "-r",
+            "100",
+            "-t",
+            "2s",
+            "--cores",
+            "1",
+            "--stop-timeout",
+            "60s",
+        ],
+    );
+    let counts = target.counts();
+    target.stop();
+    assert_eq!(counts.path("/spawned/before"), 1);
+    assert_eq!(counts.path("/spawned/after"), 0);
+    let duration = summary["duration_s"].as_f64().unwrap();
+    assert!(duration < 20.0, "{duration}");
     // No parameter; and a hook that throws is a script error and a warning.
     let scenario = scratch.file(
         "hooks.rhai",

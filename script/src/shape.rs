@@ -498,6 +498,38 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_ctx_example_cycles_three_times() {
+        let docs = include_str!("../../docs/scenario.md");
+        let start = docs.find("fn shape(elapsed, ctx)").unwrap();
+        let example = &docs[start..start + docs[start..].find("```").unwrap()];
+        let mut shape = shape_of(&format!(
+            "user(\"U\", #{{ tasks: [Fn(\"t\")] }});\nfn t() {{ }}\n{example}"
+        ));
+        let now = ShapeNow::default();
+        let answers: Vec<ShapeTick> = (0..=185)
+            .map(|s| shape.tick(s as f64, &now).unwrap())
+            .collect();
+        let users = |users| ShapeTick::Users {
+            users,
+            spawn_rate: 10.0,
+        };
+        for (s, want) in [
+            (0, users(50)),
+            (29, users(50)),
+            (30, users(10)),
+            (60, users(10)),
+            (61, users(50)),
+            (89, users(50)),
+            (90, users(10)),
+            (121, users(50)),
+            (179, users(10)),
+            (180, ShapeTick::Stop),
+        ] {
+            assert_eq!(answers[s], want, "at {s} s");
+        }
+    }
+
+    #[test]
     fn per_type_maps_count_every_type_in_declaration_order() {
         assert_eq!(
             tick("#{ users: #{ Browser: 3 }, spawn_rate: 1.5 }", 0.0),
