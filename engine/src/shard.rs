@@ -268,9 +268,12 @@ pub(crate) async fn run_shard(
                 drop(ramp.take());
                 drop(arrivals.take());
                 stop_users(&shard, &hard_stop).await;
+                // Hooks still going end at their next step; one stuck in a
+                // request gets the stop timeout (all together), then is cut.
+                let deadline = Instant::now() + shard.settings.stop_timeout;
                 for hook in hooks.drain(..) {
-                    let patience = shard.settings.stop_timeout;
-                    let _ = runtime::with_timeout(patience, hook).await;
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let _ = runtime::with_timeout(left, hook).await;
                 }
                 users_stopped = true;
                 let _ = reports.send(ShardReport::UsersStopped(index));
