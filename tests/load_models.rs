@@ -629,3 +629,470 @@ fn durations_do_not_drift_past_the_plan() {
     target.stop();
     assert_eq!(summary["stop_reason"], "duration");
 }
+
+/// The users a shape asks for over time, as the node follows it: at each
+/// step's second the groups (user types) head from where they are to the
+/// step's counts, `rate` users a second in all, each group's share of the
+/// rate its share of the change.
+fn followed(steps: &[(f64, Vec<f64>)], rate: f64, t: f64) -> Vec<f64> {
+    let mut now = vec![0.0; steps[0].1.len()];
+    let dt = 0.001;
+    for (i, (from, target)) in steps.iter().enumerate() {
+        let until = steps.get(i + 1).map_or(f64::INFINITY, |s| s.0).min(t);
+        let change: f64 = target.iter().zip(&now).map(|(a, b)| (a - b).abs()).sum();
+        let shares: Vec<f64> = target
+            .iter()
+            .zip(&now)
+            .map(|(a, b)| {
+                if change > 0.0 {
+                    rate * (a - b).abs() / change
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut at = *from;
+        while at < until {
+            for (g, n) in now.iter_mut().enumerate() {
+                let step = shares[g] * dt;
+                *n = if *n < target[g] {
+                    (*n + step).min(target[g])
+                } else {
+                    (*n - step).max(target[g])
+                };
+            }
+            at += dt;
+        }
+        if until >= t {
+            break;
+        }
+    }
+    now
+}
+
+/// Requests to `/<prefix>/<decisecond>` paths, by the decisecond (unix
+/// time, in tenths of a second) each was sent in.
+fn by_decisecond(counts: &blast_target::Counts, prefix: &str) -> Vec<(u64, u64)> {
+    let start = format!("/{prefix}/");
+    counts
+        .by_path
+        .iter()
+        .filter_map(|(path, n)| Some((path.strip_prefix(&start)?.parse().ok()?, *n)))
+        .collect()
+}
+
+/// Requests in each whole second of the run (since `started_ms`), from
+/// [`by_decisecond`] counts.
+fn per_run_second(deciseconds: &[(u64, u64)], started_ms: u64, seconds: usize) -> Vec<u64> {
+    let mut per = vec![0; seconds];
+    for &(ds, n) in deciseconds {
+        let at = (ds * 100) as f64 - started_ms as f64;
+        if at >= 0.0 && ((at / 1000.0) as usize) < seconds {
+            per[(at / 1000.0) as usize] += n;
+        }
+    }
+    per
+}
+
+/// A shape that reverses mid-ramp: the users making requests each second
+/// (each makes 10 a second) and the users the history reports follow
+/// the shape, exactly where it holds; `on_spawning_complete` runs once per
+/// ramp that reached its target, with its count; and the stop comes at
+/// once, not after the stop timeout.
+fn check_reversing_shape(
+    source: &str,
+    types: &[&str],
+    steps: &[(f64, Vec<f64>)],
+    plateaus: &[(f64, f64)],
+    completed: &[u64],
+) {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file("reverse.rhai", source);
+    let target = start_target(None);
+    let prefix = scratch.path("reverse");
+    let (ran, summary) = run_json(
+        &scenario,
+        &url(&target),
+        &[
+            "--cores",
+            "2",
+            "--stop-timeout",
+            "60s",
+            "--csv",
+            prefix.to_str().unwrap(),
+        ],
+    );
+    let counts = target.counts();
+    target.stop();
+    let end = steps.last().unwrap().0;
+    assert_eq!(summary["stop_reason"], "shape ended");
+    assert_eq!(
+        summary["errors"].as_array().unwrap().len(),
+        0,
+        "{summary:#}"
+    );
+    assert_eq!(summary["total"]["failures"], 0, "{summary:#}");
+    let started = summary["started_at_ms"].as_u64().unwrap();
+    let expected = |t: f64| followed(steps, 10.0, t);
+    // Whether [t, t + 1) lies where the shape holds its count.
+    let on_plateau = |t: f64| plateaus.iter().any(|&(a, b)| t >= a + 0.3 && t + 1.0 <= b);
+    // The users each type made requests with, second by second.
+    for (g, name) in types.iter().enumerate() {
+        let per = per_run_second(&by_decisecond(&counts, name), started, end as usize);
+        for (s, &n) in per.iter().enumerate().skip(1) {
+            let t = s as f64;
+            // The shape's users on average over the second, ± the users
+            // a few hundred milliseconds of a busy machine's timing move
+            // (at 10 a second); the bug this guards against was off by 10
+            // to 20.
+            let mean = (0..20)
+                .map(|i| expected(t + i as f64 / 20.0)[g])
+                .sum::<f64>()
+                / 20.0;
+            let users = n as f64 / 10.0;
+            let slack = if on_plateau(t) { 2.5 } else { 5.0 };
+            assert!(
+                (users - mean).abs() <= slack,
+                "{name}: {users} users made requests in second {s}, the shape had {mean:.1}: {per:?}"
+            );
+        }
+    }
+    // The users the history reports: exactly the shape's where it holds.
+    let history = users_history(&prefix, started);
+    for &(at, users) in &history[..history.len() - 1] {
+        if at < 0.5 || at + 1.0 > end {
+            continue;
+        }
+        let total = |t: f64| expected(t).iter().sum::<f64>();
+        if on_plateau(at) {
+            assert_eq!(users as f64, total(at).round(), "at {at:.1}: {history:?}");
+        } else {
+            // The row was cut somewhere in [at, at + 1).
+            let seen: Vec<f64> = (0..=20).map(|i| total(at + i as f64 / 20.0)).collect();
+            let lo = seen.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = seen.iter().copied().fold(0.0, f64::max);
+            assert!(
+                users as f64 >= lo - 3.0 && users as f64 <= hi + 3.0,
+                "{users} users at {at:.1}, the shape says {lo:.1}..{hi:.1}: {history:?}"
+            );
+        }
+    }
+    // The hook ran once per ramp that got to its target, and only then.
+    let spawned: Vec<(String, u64)> = counts
+        .by_path
+        .iter()
+        .filter(|(p, _)| p.starts_with("/spawned/"))
+        .map(|(p, n)| (p.clone(), *n))
+        .collect();
+    let mut want: Vec<(String, u64)> = completed
+        .iter()
+        .map(|n| (format!("/spawned/{n}"), 1))
+        .collect();
+    want.sort();
+    assert_eq!(spawned, want);
+    // And the console says so for those ramps only, in order.
+    let said: Vec<&str> = ran
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("All ") && l.ends_with(" users spawned"))
+        .collect();
+    let want_said: Vec<String> = completed
+        .iter()
+        .map(|n| format!("All {n} users spawned"))
+        .collect();
+    assert_eq!(said, want_said, "{}", ran.stderr);
+    // A user left over would hold the stop until the stop timeout (60 s).
+    let duration = summary["duration_s"].as_f64().unwrap();
+    assert!(duration < end + 20.0, "{duration} s for a {end} s shape");
+    assert_eq!(
+        counts.total,
+        total_requests(&summary),
+        "every request the target saw is counted"
+    );
+}
+
+#[test]
+fn a_shape_that_reverses_mid_ramp_keeps_the_users_it_asks_for() {
+    // 0 → 30 cut at ~20, → 5 cut at ~10, → 25 cut at ~20, → 12 (held),
+    // → 30 cut at ~22, → 2 cut at ~12, → 6 (held), end.
+    let steps: Vec<(f64, Vec<f64>)> = [
+        (0.0, 30.0),
+        (2.0, 5.0),
+        (3.0, 25.0),
+        (4.0, 12.0),
+        (8.0, 30.0),
+        (9.0, 2.0),
+        (10.0, 6.0),
+        (14.0, 6.0),
+    ]
+    .iter()
+    .map(|&(t, n)| (t, vec![n]))
+    .collect();
+    let source = r#"
+// Paths the target does not know (404) but counts: expected.
+const UNKNOWN = #{ expect: [404], name: "unknown" };
+user("U", #{ wait: constant_pacing(0.1), tasks: [Fn("hit")] });
+fn hit() { http::get(`/U/${(now() * 10.0).floor().to_int()}`, global::UNKNOWN); }
+fn on_spawning_complete(users) { http::get(`/spawned/${users}`, global::UNKNOWN); }
+fn shape(t) {
+    let steps = [[0, 30], [2, 5], [3, 25], [4, 12], [8, 30], [9, 2], [10, 6]];
+    if t >= 14.0 { return (); }
+    let users = 0;
+    for s in steps { if t >= s[0] { users = s[1]; } }
+    #{ users: users, spawn_rate: 10 }
+}
+"#;
+    check_reversing_shape(
+        source,
+        &["U"],
+        &steps,
+        &[(4.8, 8.0), (10.6, 14.0)],
+        &[12, 6],
+    );
+}
+
+#[test]
+fn a_per_type_shape_that_reverses_mid_ramp_keeps_each_types_users() {
+    // (A, B): → (20, 10) cut, → (0, 20) cut, → (10, 4) held, → (30, 0)
+    // cut, → (5, 5) held, end.
+    let steps: Vec<(f64, Vec<f64>)> = vec![
+        (0.0, vec![20.0, 10.0]),
+        (2.0, vec![0.0, 20.0]),
+        (3.0, vec![10.0, 4.0]),
+        (7.0, vec![30.0, 0.0]),
+        (8.0, vec![5.0, 5.0]),
+        (12.0, vec![5.0, 5.0]),
+    ];
+    let source = r#"
+const UNKNOWN = #{ expect: [404], name: "unknown" };
+user("A", #{ wait: constant_pacing(0.1), tasks: [Fn("a")] });
+user("B", #{ wait: constant_pacing(0.1), tasks: [Fn("b")] });
+fn a() { http::get(`/A/${(now() * 10.0).floor().to_int()}`, global::UNKNOWN); }
+fn b() { http::get(`/B/${(now() * 10.0).floor().to_int()}`, global::UNKNOWN); }
+fn on_spawning_complete(users) { http::get(`/spawned/${users}`, global::UNKNOWN); }
+fn shape(t) {
+    let steps = [[0, 20, 10], [2, 0, 20], [3, 10, 4], [7, 30, 0], [8, 5, 5]];
+    if t >= 12.0 { return (); }
+    let users = #{};
+    for s in steps { if t >= s[0] { users = #{ A: s[1], B: s[2] }; } }
+    #{ users: users, spawn_rate: 10 }
+}
+"#;
+    check_reversing_shape(
+        source,
+        &["A", "B"],
+        &steps,
+        &[(4.0, 7.0), (9.6, 12.0)],
+        &[14, 10],
+    );
+}
+
+/// Arrivals due before the end start, and only those: a run of T seconds
+/// at R/s starts exactly R·T iterations (not one more, due at the end).
+#[test]
+fn the_open_model_starts_exactly_the_rate_times_the_duration() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file("exact.rhai", ONE_REQUEST);
+    for (args, want) in [
+        (vec!["--rate", "200/s", "-t", "5s", "--cores", "1"], 1000),
+        (vec!["--rate", "150/s", "-t", "4s", "--cores", "2"], 600),
+        // 0 → 100/s over 2 s (100), then 100/s for 2 s (200).
+        (
+            vec!["--rate-stages", "2s:100/s,2s:100/s", "--cores", "2"],
+            300,
+        ),
+    ] {
+        let target = start_target(None);
+        let (_, summary) = run_json(&scenario, &url(&target), &args);
+        let counts = target.counts();
+        target.stop();
+        assert_eq!(counts.path("/"), want, "{args:?}");
+        assert_eq!(summary["iterations"]["completed"], want, "{args:?}");
+        assert_eq!(summary["iterations"]["dropped"], 0, "{args:?}");
+    }
+}
+
+/// `shape(elapsed, ctx)`: `ctx.users` and `ctx.rate` say what the run is
+/// doing, `ctx.state` is kept between calls and `ctx.reset_time()`
+/// restarts the shape's clock. The shape logs what it saw.
+#[test]
+fn a_shape_with_ctx_sees_the_run_and_keeps_its_state() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "ctx.rhai",
+        r#"
+user("U", #{ wait: constant_pacing(0.1), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+fn shape(t, ctx) {
+    ctx.state.calls = (ctx.state.calls ?? 0) + 1;
+    log(`call ${ctx.state.calls} t ${t} users ${ctx.users} rate ${ctx.rate}`);
+    if ctx.state.calls == 4 { ctx.reset_time(); }
+    if ctx.state.calls >= 7 { return (); }
+    #{ users: if ctx.state.calls < 3 { 3 } else { 5 }, spawn_rate: 100 }
+}
+"#,
+    );
+    let target = start_target(None);
+    let (ran, summary) = run_json(&scenario, &url(&target), &["--cores", "1"]);
+    target.stop();
+    assert_eq!(summary["stop_reason"], "shape ended");
+    // (call, t, users, rate) as the shape logged them.
+    let calls: Vec<(u64, f64, u64, f64)> = ran
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("[shape] call "))
+        .map(|l| {
+            let w: Vec<&str> = l.split(' ').collect();
+            (
+                w[0].parse().unwrap(),
+                w[2].parse().unwrap(),
+                w[4].parse().unwrap(),
+                w[6].parse().unwrap(),
+            )
+        })
+        .collect();
+    let numbers: Vec<u64> = calls.iter().map(|c| c.0).collect();
+    assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7], "{}", ran.stderr);
+    // The clock restarted after the call at 3 s.
+    let ts: Vec<f64> = calls.iter().map(|c| c.1).collect();
+    assert_eq!(ts, [0.0, 1.0, 2.0, 3.0, 1.0, 2.0, 3.0], "{}", ran.stderr);
+    // Users as the last report says: none before the start, then the
+    // shape's 3 and 5 (a report lags the shape by at most a second).
+    assert_eq!(calls[0].2, 0);
+    assert_eq!(calls[2].2, 3, "{calls:?}");
+    assert!(calls[4..].iter().all(|c| c.2 == 5), "{calls:?}");
+    // Requests per second: 5 users, 10 a second each, after 3 users.
+    let rate = calls[6].3;
+    assert!((15.0..=75.0).contains(&rate), "{calls:?}");
+    assert_eq!(calls[0].3, 0.0);
+}
+
+/// `on_spawning_complete` runs once per ramp that reaches its target, with
+/// the user count: not for a stage that holds the count, not in the open
+/// model; it may take no parameter, and an error in it is counted.
+#[test]
+fn on_spawning_complete_runs_once_per_completed_ramp() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    let spawned = |counts: &blast_target::Counts| -> Vec<(String, u64)> {
+        counts
+            .by_path
+            .iter()
+            .filter(|(p, _)| p.starts_with("/spawned/"))
+            .map(|(p, n)| (p.clone(), *n))
+            .collect()
+    };
+    let hook = r#"
+user("U", #{ wait: constant(0.1), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+fn on_spawning_complete(users) { http::get(`/spawned/${users}`, #{ expect: [404] }); }
+"#;
+    let scenario = scratch.file("hook.rhai", hook);
+    for (args, want) in [
+        (
+            vec!["--stages", "1s:4,1s:4,1s:2,1s:2", "--cores", "2"],
+            vec![("/spawned/2", 1), ("/spawned/4", 1)],
+        ),
+        (
+            vec!["-u", "3", "-r", "100", "-t", "2s", "--cores", "1"],
+            vec![("/spawned/3", 1)],
+        ),
+        (vec!["--rate", "20/s", "-t", "2s", "--cores", "1"], vec![]),
+    ] {
+        let target = start_target(None);
+        let (_, summary) = run_json(&scenario, &url(&target), &args);
+        let counts = target.counts();
+        target.stop();
+        let want: Vec<(String, u64)> = want.iter().map(|(p, n)| (p.to_string(), *n)).collect();
+        assert_eq!(spawned(&counts), want, "{args:?}");
+        assert_eq!(counts.total, total_requests(&summary), "{args:?}: counted");
+    }
+    // A hook still going when the run stops ends at its next step: its
+    // sleep does not hold the stop (60 s of --stop-timeout), and the
+    // request after it is never sent.
+    let scenario = scratch.file(
+        "slow_hook.rhai",
+        r#"
+user("U", #{ wait: constant(0.1), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+fn on_spawning_complete(users) { http::get("/spawned/before", #{ expect: [404] }); sleep(30); http::get("/spawned/after", #{ expect: [404] }); }
+"#,
+    );
+    let target = start_target(None);
+    let (_, summary) = run_json(
+        &scenario,
+        &url(&target),
+        &[
+            "-u",
+            "2",
+            "-r",
+            "100",
+            "-t",
+            "2s",
+            "--cores",
+            "1",
+            "--stop-timeout",
+            "60s",
+        ],
+    );
+    let counts = target.counts();
+    target.stop();
+    assert_eq!(counts.path("/spawned/before"), 1);
+    assert_eq!(counts.path("/spawned/after"), 0);
+    let duration = summary["duration_s"].as_f64().unwrap();
+    assert!(duration < 20.0, "{duration}");
+    // No parameter; and a hook that throws is a script error and a warning.
+    let scenario = scratch.file(
+        "hooks.rhai",
+        r#"
+user("U", #{ wait: constant(0.1), tasks: [Fn("hit")] });
+fn hit() { http::get("/"); }
+fn on_spawning_complete() { http::get("/spawned/any", #{ expect: [404] }); throw "after the request"; }
+"#,
+    );
+    let target = start_target(None);
+    let json = scratch.path("hooks.json");
+    let ran = blast(&[
+        "run",
+        "-s",
+        scenario.to_str().unwrap(),
+        "-H",
+        &url(&target),
+        "-u",
+        "2",
+        "-r",
+        "100",
+        "-t",
+        "2s",
+        "--cores",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    // (A run with script errors may exit 0 or 1, as the exit codes say.)
+    assert!(ran.code == 0 || ran.code == 1, "{}", ran.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let counts = target.counts();
+    target.stop();
+    assert_eq!(counts.path("/spawned/any"), 1);
+    assert!(
+        ran.stderr
+            .contains("on_spawning_complete failed: after the request"),
+        "{}",
+        ran.stderr
+    );
+    let errors = summary["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["count"], 1, "{errors:?}");
+    assert!(
+        errors[0]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with("hooks.rhai:4:76"),
+        "{errors:?}"
+    );
+}

@@ -74,3 +74,47 @@ fn demo_runs_the_quickstart_against_the_built_in_target() {
         ran.stdout
     );
 }
+
+/// `examples/shape_reverse.rhai` follows its shape (stages that turn
+/// around mid-ramp, then a wave) with no script error or failure, ends
+/// when the shape returns `()`, and its hooks say what they saw.
+#[test]
+fn the_reversing_shape_example_runs_cleanly() {
+    let _one = exclusive();
+    let target = start_target(None);
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/shape_reverse.rhai");
+    let scratch = Scratch::new();
+    let scenario = scratch.file(
+        "shape_reverse.rhai",
+        &std::fs::read_to_string(example).unwrap(),
+    );
+    let url = format!("http://{}", target.addr());
+    let (ran, summary) = run_json(&scenario, &url, &["--cores", "2", "--stop-timeout", "60s"]);
+    let counts = target.counts();
+    target.stop();
+    assert_eq!(summary["stop_reason"], "shape ended");
+    assert_eq!(
+        summary["errors"].as_array().unwrap().len(),
+        0,
+        "{summary:#}"
+    );
+    assert_eq!(summary["total"]["failures"], 0, "{summary:#}");
+    assert_eq!(counts.total, total_requests(&summary));
+    // 6 s of stages and 6 s of wave; a user left over would hold the stop
+    // for the stop timeout.
+    let duration = summary["duration_s"].as_f64().unwrap();
+    assert!(duration < 40.0, "{duration}");
+    assert!(
+        ran.stderr
+            .contains("[shape] stages over with 12 users; the wave starts"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr
+            .contains("[on_spawning_complete] all 12 users running"),
+        "{}",
+        ran.stderr
+    );
+}

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use blast_script::{Shape, ShapeTick};
+use blast_script::{Shape, ShapeNow, ShapeTick};
 
 use crate::plan::{Load, RunPlan, Stage};
 
@@ -90,7 +90,9 @@ impl Driver {
                         plan.scenario.file()
                     )
                 })?;
-            let first = shape.tick(0.0).map_err(|e| format!("shape(0): {e}"))?;
+            let first = shape
+                .tick(0.0, &ShapeNow::default())
+                .map_err(|e| format!("shape(0): {e}"))?;
             if first == ShapeTick::Stop {
                 return Err("shape(0) returned (): the run would end before it starts".into());
             }
@@ -140,6 +142,35 @@ impl Driver {
         }
     }
 
+    /// When the plan ends, when that is known ahead: after its stages.
+    pub(crate) fn planned_end(&self) -> Option<Duration> {
+        match &self.load {
+            Load::Stages(stages) | Load::Rate { stages, .. } if !stages.is_empty() => {
+                Some(stages.iter().map(|s| s.duration).sum())
+            }
+            _ => None,
+        }
+    }
+
+    /// When, after `elapsed`, the plan next changes the load: the next
+    /// stage's start, or the next whole second a shape is asked at.
+    pub(crate) fn next_change(&self, elapsed: Duration) -> Option<Duration> {
+        match &self.load {
+            Load::Stages(stages) | Load::Rate { stages, .. } => {
+                let mut begins = Duration::ZERO;
+                for stage in stages {
+                    begins += stage.duration;
+                    if begins > elapsed {
+                        return Some(begins);
+                    }
+                }
+                None
+            }
+            Load::Shape => Some(Duration::from_secs(self.next_second)),
+            Load::Users => None,
+        }
+    }
+
     /// What `--reset-stats` waits for.
     pub(crate) fn first_target(&self) -> Option<Target> {
         self.first_target
@@ -154,8 +185,9 @@ impl Driver {
         }
     }
 
-    /// What to do at `elapsed` since the start.
-    pub(crate) fn tick(&mut self, elapsed: Duration) -> Vec<Command> {
+    /// What to do at `elapsed` since the start; `now` says what the run is
+    /// doing, for a shape's `ctx` (asked only when the shape is).
+    pub(crate) fn tick(&mut self, elapsed: Duration, now: impl Fn() -> ShapeNow) -> Vec<Command> {
         match self.load.clone() {
             Load::Users => {
                 if self.last == Last::None {
@@ -194,7 +226,7 @@ impl Driver {
                 }
                 commands
             }
-            Load::Shape => self.shape(elapsed),
+            Load::Shape => self.shape(elapsed, now),
         }
     }
 
@@ -226,7 +258,7 @@ impl Driver {
         commands
     }
 
-    fn shape(&mut self, elapsed: Duration) -> Vec<Command> {
+    fn shape(&mut self, elapsed: Duration, now: impl Fn() -> ShapeNow) -> Vec<Command> {
         let mut commands = Vec::new();
         while elapsed.as_secs() >= self.next_second {
             let second = self.next_second;
@@ -234,7 +266,7 @@ impl Driver {
             let answer = match self.first.take() {
                 Some(first) => Ok(first),
                 None => match &mut self.shape {
-                    Some(shape) => shape.tick(second as f64),
+                    Some(shape) => shape.tick(second as f64, &now()),
                     None => Err("no shape function".into()),
                 },
             };

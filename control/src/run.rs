@@ -45,6 +45,8 @@ pub trait NodeHandle {
     fn ramp_types_to(&mut self, users: &[u64], rate: f64);
     /// Open model: moves the arrival rate to `rate` per second over `over`.
     fn set_rate(&mut self, rate: f64, over: Duration);
+    /// The run's planned end: nothing due at or after it starts.
+    fn end_at(&mut self, at: Instant);
     /// Stops the node's load; its last delta follows on the event channel.
     fn stop(&mut self);
     /// The node's events.
@@ -78,6 +80,9 @@ impl NodeHandle for InProcessNode {
     }
     fn set_rate(&mut self, rate: f64, over: Duration) {
         self.node.set_rate(rate, over);
+    }
+    fn end_at(&mut self, at: Instant) {
+        self.node.end_at(at);
     }
     fn stop(&mut self) {
         self.node.stop();
@@ -179,8 +184,15 @@ pub(crate) fn run(
     };
     let mut next_csv = started + CSV_REWRITE_INTERVAL;
     let mut threshold_abort: Option<ThresholdResult> = None;
-    let mut state = RunState::Spawning;
     let end = plan.duration.map(|d| started + d);
+    // Arrivals and spawns due at or after the planned end do not start.
+    if let Some(planned) = [plan.duration, driver.planned_end()]
+        .into_iter()
+        .flatten()
+        .min()
+    {
+        node.end_at(started + planned);
+    }
     let mut next_print = started + plan.print_interval;
     let stop: Stop;
     // Set when a script calls stop_test(reason), a stop condition holds or
@@ -201,7 +213,11 @@ pub(crate) fn run(
             break;
         }
         let mut end_of_plan = None;
-        for command in driver.tick(now.duration_since(started)) {
+        let shape_now = || blast_script::ShapeNow {
+            users: stats.users(),
+            rate: stats.current(None).0,
+        };
+        for command in driver.tick(now.duration_since(started), shape_now) {
             match command {
                 Command::Ramp { users, rate } => node.ramp_to(users, rate),
                 Command::RampTypes { users, rate } => node.ramp_types_to(&users, rate),
@@ -253,6 +269,11 @@ pub(crate) fn run(
         // Wake at least every 200 ms to notice an interrupt and follow the
         // load plan.
         let mut deadline = next_print.min(now + Duration::from_millis(200));
+        // And when the plan next changes the load, so a stage or a shape's
+        // second starts on time.
+        if let Some(change) = driver.next_change(now.duration_since(started)) {
+            deadline = deadline.min(started + change);
+        }
         if let Some(end) = end {
             deadline = deadline.min(end);
         }
@@ -284,16 +305,6 @@ pub(crate) fn run(
                     }
                     write_csv(&mut csv_report, |r| r.write_tables(&so_far));
                 }
-                if state == RunState::Spawning
-                    && let Some(target) = driver.target_users()
-                    && stats.users() >= target
-                    && target > 0
-                {
-                    state = RunState::Running;
-                    if !quiet {
-                        eprintln!("All {target} users spawned");
-                    }
-                }
                 if terminal && live {
                     progress(plan, driver.target_users(), &stats, started.elapsed());
                 }
@@ -304,6 +315,13 @@ pub(crate) fn run(
             }
             Ok(NodeEvent::IterationsDone) => {
                 requested.get_or_insert(Stop::Planned("iterations done".into()));
+            }
+            Ok(NodeEvent::SpawningComplete(users)) => {
+                // Each ramp that reached its target, as Locust says it; a
+                // ramp a new target turned around does not.
+                if !quiet && users > 0 {
+                    eprintln!("All {users} users spawned");
+                }
             }
             Ok(NodeEvent::Failed(reason)) => {
                 stop = Stop::Failed(reason);
@@ -341,7 +359,11 @@ pub(crate) fn run(
                 }
             }
             Ok(NodeEvent::Warning(w)) => log::warn!("{w}"),
-            Ok(NodeEvent::StopRequested(_) | NodeEvent::IterationsDone) => {}
+            Ok(
+                NodeEvent::StopRequested(_)
+                | NodeEvent::IterationsDone
+                | NodeEvent::SpawningComplete(_),
+            ) => {}
             Ok(NodeEvent::Failed(reason)) => {
                 // While stopping: the stop reason stands, the run failed.
                 failed.get_or_insert(reason);

@@ -68,6 +68,8 @@ struct Merge<'a> {
     start_hook_done: bool,
     /// The shard the stop hook was sent to, once it was.
     stop_hook_on: Option<usize>,
+    /// Ramps some shards have finished: how many shards, by ramp number.
+    ramps_done: BTreeMap<u64, usize>,
 }
 
 impl Aggregator {
@@ -89,6 +91,7 @@ impl Aggregator {
             iterations_done: 0,
             start_hook_done: false,
             stop_hook_on: None,
+            ramps_done: BTreeMap::new(),
         };
         loop {
             let deadline = merge.buckets.values().next().map_or_else(
@@ -150,6 +153,12 @@ impl Merge<'_> {
             ShardReport::HookDone(TestHook::Start, result) => {
                 self.start_hook_done = true;
                 let _ = self.config.hook_results.send(result);
+            }
+            ShardReport::RampDone { id, users } => self.ramp_done(id, users),
+            ShardReport::HookDone(TestHook::SpawningComplete(_), result) => {
+                if let Err(e) = result {
+                    self.warn(format!("on_spawning_complete failed: {e}"));
+                }
             }
             ShardReport::HookDone(TestHook::Stop, result) => {
                 if let Err(e) = result {
@@ -262,6 +271,31 @@ impl Merge<'_> {
         if let Some(alive) = self.shards.iter().position(|s| !s.failed) {
             self.stop_hook_on = Some(alive);
             let _ = self.config.commands[alive].send(ShardCommand::RunHook(TestHook::Stop));
+        }
+    }
+
+    /// Once every running shard has made every change of ramp `id`, the
+    /// run has its `users`: whoever runs the node hears of it, and the
+    /// spawning-complete hook runs on the first shard still running
+    /// (unless the run is stopping). A ramp that a
+    /// newer one replaced on some shard never completes there; once a
+    /// newer ramp completes, older ones never will.
+    fn ramp_done(&mut self, id: u64, users: u64) {
+        let done = self.ramps_done.entry(id).or_insert(0);
+        *done += 1;
+        let running = self.shards.iter().filter(|s| !s.failed).count();
+        if *done < running {
+            return;
+        }
+        self.ramps_done = self.ramps_done.split_off(&(id + 1));
+        // (A failed shard counts as stopped, but the run is not stopping.)
+        if self.shards.iter().any(|s| s.users_stopped && !s.failed) {
+            return;
+        }
+        let _ = self.config.events.send(NodeEvent::SpawningComplete(users));
+        if let Some(first) = self.shards.iter().position(|s| !s.failed) {
+            let hook = ShardCommand::RunHook(TestHook::SpawningComplete(users));
+            let _ = self.config.commands[first].send(hook);
         }
     }
 

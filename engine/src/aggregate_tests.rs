@@ -204,3 +204,72 @@ fn every_shard_failing_ends_the_stream() {
     let (events, _) = feed(2, vec![delta(0, 0, 3, false), failed(0), failed(1)]);
     assert_eq!(counts(&events), [(3, true)]);
 }
+
+/// The spawning-complete hooks a run of `shards` shards had run, and the
+/// counts the node announced, when fed `reports`.
+fn spawning(shards: usize, reports: Vec<ShardReport>) -> (Vec<u64>, Vec<(usize, u64)>) {
+    let (events, commands) = feed(shards, reports);
+    let announced = events
+        .iter()
+        .filter_map(|e| match e {
+            NodeEvent::SpawningComplete(users) => Some(*users),
+            _ => None,
+        })
+        .collect();
+    let hooks = commands
+        .iter()
+        .enumerate()
+        .flat_map(|(shard, cs)| {
+            cs.iter().filter_map(move |c| match c {
+                ShardCommand::RunHook(TestHook::SpawningComplete(users)) => Some((shard, *users)),
+                _ => None,
+            })
+        })
+        .collect();
+    (announced, hooks)
+}
+
+#[test]
+fn a_ramp_is_complete_once_every_shard_made_it() {
+    let done = |shard, id, users| (shard, ShardReport::RampDone { id, users });
+    let reports = |list: Vec<(usize, ShardReport)>| list.into_iter().map(|(_, r)| r).collect();
+    // Both shards finished ramp 0: once, on shard 0.
+    let (announced, hooks) = spawning(2, reports(vec![done(0, 0, 10), done(1, 0, 10)]));
+    assert_eq!((announced, hooks), (vec![10], vec![(0, 10)]));
+    // Ramp 0 was replaced on shard 1 before it got there: only ramp 1
+    // completes; a late report of the old one changes nothing.
+    let (announced, hooks) = spawning(
+        2,
+        reports(vec![
+            done(0, 0, 10),
+            done(0, 1, 4),
+            done(1, 1, 4),
+            done(1, 0, 10),
+        ]),
+    );
+    assert_eq!((announced, hooks), (vec![4], vec![(0, 4)]));
+    // One shard alone is not enough; and none once the run is stopping.
+    let (announced, _) = spawning(2, reports(vec![done(0, 0, 10)]));
+    assert!(announced.is_empty());
+    let (announced, hooks) = spawning(
+        2,
+        vec![
+            ShardReport::UsersStopped(0),
+            ShardReport::RampDone { id: 0, users: 3 },
+            ShardReport::RampDone { id: 0, users: 3 },
+        ],
+    );
+    assert!(announced.is_empty() && hooks.is_empty());
+    // A failed shard is counted out: the hook runs on the first live one.
+    let (announced, hooks) = spawning(
+        2,
+        vec![
+            ShardReport::Failed {
+                shard: 0,
+                reason: "bug".into(),
+            },
+            ShardReport::RampDone { id: 0, users: 5 },
+        ],
+    );
+    assert_eq!((announced, hooks), (vec![5], vec![(1, 5)]));
+}

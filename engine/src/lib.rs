@@ -17,6 +17,7 @@ mod drive;
 pub mod http;
 mod node;
 mod open;
+mod ramp;
 mod runtime;
 mod schedule;
 mod shard;

@@ -2,6 +2,7 @@
 //! deltas into one delta per report interval for whoever runs the node (the
 //! controller, in-process or over the network).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use blast_proto::StatsDelta;
 
 use crate::aggregate::Aggregator;
 use crate::http::{Limits, Origins};
+use crate::ramp::RampLine;
 use crate::runtime;
 use crate::shard::{
     Budget, Group, OpenSettings, ShardCommand, ShardReport, ShardSettings, run_shard,
@@ -98,6 +100,10 @@ pub enum NodeEvent {
     /// The iteration limit was reached: every iteration ran (or, in the
     /// open model, was dropped).
     IterationsDone,
+    /// A ramp of the closed model reached its target: this many users run
+    /// (Locust's spawning_complete). A ramp replaced before it got there
+    /// never says so.
+    SpawningComplete(u64),
     /// A shard failed (its thread panicked outside user code: a bug in
     /// blast). The other shards go on and still finish when stopped, but
     /// the run's figures miss that shard's latest requests and its share of
@@ -111,10 +117,12 @@ pub struct LocalNode {
     commands: Vec<flume::Sender<ShardCommand>>,
     threads: Vec<JoinHandle<std::io::Result<()>>>,
     aggregator: Option<JoinHandle<()>>,
-    /// The run-wide user count the last ramp aims at.
-    target_users: u64,
-    /// The same, per user type, for loads that set each type's count.
-    target_types: Vec<u64>,
+    /// The line each group of users last moved along (run-wide counts).
+    lines: BTreeMap<Group, RampLine>,
+    /// The spawn rate of the last ramp.
+    last_rate: f64,
+    /// The number of the next ramp.
+    next_ramp: u64,
     shards: usize,
     /// Whether shards are pinned to cores.
     pub pinned: bool,
@@ -190,8 +198,9 @@ impl LocalNode {
             commands,
             threads,
             aggregator: None,
-            target_users: 0,
-            target_types: Vec::new(),
+            lines: BTreeMap::new(),
+            last_rate: 0.0,
+            next_ramp: 0,
             shards,
             pinned,
         };
@@ -265,47 +274,80 @@ impl LocalNode {
     }
 
     /// Moves to `users` users (run-wide), spawning or stopping `rate` per
-    /// second from now.
+    /// second from now, from wherever a ramp still in progress has got.
     pub fn ramp_to(&mut self, users: u64, rate: f64) {
-        let command = ShardCommand::Ramp {
-            group: Group::Mixed,
-            from: self.target_users,
-            to: users,
-            rate,
-            at: Instant::now(),
-        };
-        self.target_users = users;
-        self.send(command);
+        self.ramp(&[(Group::Mixed, users)], rate);
     }
 
     /// Moves each user type `t` to `users[t]` users (run-wide), spawning
     /// or stopping `rate` users per second in all: each type's share of the
     /// rate is its share of the change, so every type arrives together.
     pub fn ramp_types_to(&mut self, users: &[u64], rate: f64) {
-        if self.target_types.len() < users.len() {
-            self.target_types.resize(users.len(), 0);
-        }
-        let change: u64 = users
+        let targets: Vec<(Group, u64)> = users
             .iter()
-            .zip(&self.target_types)
-            .map(|(to, from)| to.abs_diff(*from))
-            .sum();
+            .enumerate()
+            .map(|(t, &n)| (Group::Type(t), n))
+            .collect();
+        self.ramp(&targets, rate);
+    }
+
+    /// Replaces the ramp in progress with lines from where each group has
+    /// got to its target. A ramp to the targets already set is kept (a
+    /// plan that holds sends the same targets again), unless it is still
+    /// under way and the rate changed.
+    fn ramp(&mut self, targets: &[(Group, u64)], rate: f64) {
         let at = Instant::now();
-        for (t, &to) in users.iter().enumerate() {
-            let from = self.target_types[t];
-            if from == to {
-                continue;
-            }
-            let share = rate * to.abs_diff(from) as f64 / change as f64;
-            self.send(ShardCommand::Ramp {
-                group: Group::Type(t),
-                from,
-                to,
-                rate: share,
-                at,
-            });
-            self.target_types[t] = to;
+        let line = |group: &Group| self.lines.get(group).copied();
+        let same = targets
+            .iter()
+            .all(|(g, to)| line(g).map_or(*to == 0, |l| l.to == *to));
+        let reached = targets
+            .iter()
+            .all(|(g, _)| line(g).is_none_or(|l| l.reached(at)));
+        if same && (reached || rate == self.last_rate) {
+            return;
         }
+        let from: Vec<u64> = targets
+            .iter()
+            .map(|(g, _)| line(g).map_or(0, |l| l.position(at)))
+            .collect();
+        let change: u64 = targets
+            .iter()
+            .zip(&from)
+            .map(|((_, to), from)| to.abs_diff(*from))
+            .sum();
+        let lines: Vec<(Group, RampLine)> = targets
+            .iter()
+            .zip(from)
+            .map(|(&(group, to), from)| {
+                let share = if change == 0 {
+                    rate
+                } else {
+                    rate * to.abs_diff(from) as f64 / change as f64
+                };
+                let line = RampLine {
+                    from,
+                    to,
+                    rate: share,
+                    at,
+                };
+                (group, line)
+            })
+            .collect();
+        for (group, line) in &lines {
+            self.lines.insert(*group, *line);
+        }
+        self.last_rate = rate;
+        let id = self.next_ramp;
+        self.next_ramp += 1;
+        self.send(ShardCommand::Ramp { id, lines });
+    }
+
+    /// The run's planned end: no user is spawned and no arrival starts at
+    /// or after `at`, so an open-model run of T seconds at R/s starts
+    /// exactly R·T iterations.
+    pub fn end_at(&mut self, at: Instant) {
+        self.send(ShardCommand::EndAt(at));
     }
 
     /// Open model: moves the arrival rate (iterations per second, run-wide)

@@ -115,7 +115,9 @@ pub(crate) async fn run_arrivals(shard: Rc<Shard>) {
         if due > now {
             runtime::sleep_until(due).await;
         }
-        if shard.stopping.fired() {
+        // Only arrivals due before the run's planned end start, so a run
+        // of T seconds at R/s starts R·T of them.
+        if shard.stopping.fired() || shard.end.get().is_some_and(|end| due >= end) {
             return;
         }
         let woke = Instant::now();

@@ -4,7 +4,7 @@
 //! another thread.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use blast_proto::StatsDelta;
 
 use crate::drive::drive;
 use crate::http::{ClientShared, HttpClient, Limits, Origins};
+use crate::ramp::{Change, RampLine, plan};
 use crate::runtime::{self, Signal, Task};
 use crate::stats::ShardStats;
 use crate::user::{Outcome, ScenarioBuilder, ShardScenario, TestHook, VirtualUser, Wait, Work};
@@ -21,17 +22,19 @@ use crate::user::{Outcome, ScenarioBuilder, ShardScenario, TestHook, VirtualUser
 /// A command from the node to a shard.
 #[derive(Clone, Debug)]
 pub(crate) enum ShardCommand {
-    /// Go from `from` users to `to` users (run-wide counts), spawning or
-    /// stopping at `rate` users per second starting at `at`. Each shard
-    /// handles the run-wide user indices `k` with `k % shards == index`, at
-    /// the time user `k` is due, so all shards together follow the rate.
+    /// Move each group's users along its line (run-wide counts), in
+    /// place of the ramp in progress, if any (see `crate::ramp`). Each
+    /// shard handles the run-wide user indices `k` with `k % shards ==
+    /// index`, at the time user `k` is due, so all shards together follow
+    /// the rate. The shard reports `RampDone(id, ..)` once it made every
+    /// change.
     Ramp {
-        group: Group,
-        from: u64,
-        to: u64,
-        rate: f64,
-        at: Instant,
+        id: u64,
+        lines: Vec<(Group, RampLine)>,
     },
+    /// Nothing due at or after this instant starts: no user is spawned, no
+    /// arrival begins (the run's planned end, when it is known).
+    EndAt(Instant),
     /// Open model: from `at`, move the run-wide arrival rate linearly to
     /// `rate` per second over `over` (a step when zero).
     Rate {
@@ -58,6 +61,9 @@ pub(crate) enum ShardReport {
     Delta(Box<StatsDelta>),
     /// Every user of this shard has stopped.
     UsersStopped(usize),
+    /// This shard made every change of ramp `id`, which leaves `users`
+    /// users run-wide.
+    RampDone { id: u64, users: u64 },
     /// A run-wide hook ended: what it returned (JSON), or why it failed.
     HookDone(TestHook, Result<Option<String>, String>),
     /// A script asked for the run to stop.
@@ -184,6 +190,8 @@ pub(crate) struct Shard {
     pub(crate) pool: RefCell<crate::open::Pool>,
     /// Fired when the run stops: no new user, no new task.
     pub(crate) stopping: Signal,
+    /// The run's planned end: nothing due at or after it starts.
+    pub(crate) end: Cell<Option<Instant>>,
     /// Where reports go (a script's request to stop the run, among others).
     pub(crate) reports: flume::Sender<ShardReport>,
 }
@@ -226,31 +234,29 @@ pub(crate) async fn run_shard(
         pool: RefCell::new(crate::open::Pool::new(index, &settings)),
         settings,
         stopping: Signal::new(),
+        end: Cell::new(None),
         reports: reports.clone(),
     });
     let _ = reports.send(ShardReport::Ready(Ok(())));
 
     let reporter = runtime::spawn(report_loop(shard.clone(), reports.clone()));
-    let mut ramps: BTreeMap<Group, Task<()>> = BTreeMap::new();
+    let mut ramp: Option<Task<()>> = None;
     let mut arrivals: Option<Task<()>> = None;
+    // Run-wide hooks that run beside the users (on_spawning_complete).
+    let mut hooks: Vec<Task<()>> = Vec::new();
     let mut users_stopped = false;
     while let Ok(command) = commands.recv_async().await {
         match command {
-            ShardCommand::Ramp {
-                group,
-                from,
-                to,
-                rate,
-                at,
-            } => {
-                // A new ramp replaces one still in progress.
-                drop(ramps.remove(&group));
+            ShardCommand::Ramp { id, lines } => {
+                // A new ramp replaces one still in progress; it plans from
+                // the users the shard has, so none is lost or made twice.
+                drop(ramp.take());
                 if !users_stopped {
                     let counted = Ramping::new(&shard);
-                    let task = run_ramp(shard.clone(), group, from, to, rate, at, counted);
-                    ramps.insert(group, runtime::spawn(task));
+                    ramp = Some(runtime::spawn(run_ramp(shard.clone(), id, lines, counted)));
                 }
             }
+            ShardCommand::EndAt(end) => shard.end.set(Some(end)),
             ShardCommand::Rate { rate, over, at } => {
                 drop(arrivals.take());
                 if !users_stopped {
@@ -259,22 +265,41 @@ pub(crate) async fn run_shard(
                 }
             }
             ShardCommand::StopUsers => {
-                drop(std::mem::take(&mut ramps));
+                drop(ramp.take());
                 drop(arrivals.take());
                 stop_users(&shard, &hard_stop).await;
+                // Hooks still going end at their next step; one stuck in a
+                // request gets the stop timeout (all together), then is cut.
+                let deadline = Instant::now() + shard.settings.stop_timeout;
+                for hook in hooks.drain(..) {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let _ = runtime::with_timeout(left, hook).await;
+                }
                 users_stopped = true;
                 let _ = reports.send(ShardReport::UsersStopped(index));
             }
+            ShardCommand::RunHook(hook @ TestHook::SpawningComplete(_)) => {
+                // Beside the users, so the shard keeps taking commands; it
+                // ends at its next request or sleep once the run stops.
+                if !users_stopped {
+                    let shard = shard.clone();
+                    hooks.push(runtime::spawn(async move {
+                        let result = run_hook(&shard, hook, &shard.stopping).await;
+                        let _ = shard.reports.send(ShardReport::HookDone(hook, result));
+                    }));
+                }
+            }
             ShardCommand::RunHook(hook) => {
-                let result = run_hook(&shard, hook).await;
+                let result = run_hook(&shard, hook, &Signal::new()).await;
                 let _ = reports.send(ShardReport::HookDone(hook, result));
             }
             ShardCommand::TestData(json) => shard.scenario.set_test_data(&json),
             ShardCommand::Finish => break,
         }
     }
-    drop(ramps);
+    drop(ramp);
     drop(arrivals);
+    drop(hooks);
     if !users_stopped {
         stop_users(&shard, &hard_stop).await;
     }
@@ -285,18 +310,21 @@ pub(crate) async fn run_shard(
 
 /// Runs a run-wide hook on this shard, its requests counted like any
 /// other: what it returned (JSON), or why it failed.
-async fn run_hook(shard: &Rc<Shard>, hook: TestHook) -> Result<Option<String>, String> {
+async fn run_hook(
+    shard: &Rc<Shard>,
+    hook: TestHook,
+    stop: &Signal,
+) -> Result<Option<String>, String> {
     let Some(mut user) = shard.scenario.test_hook(hook) else {
         return Ok(None);
     };
     let mut client = HttpClient::default();
-    let never = Signal::new();
     match drive(
         shard,
         &mut *user,
         Work::OnStart,
         &mut client,
-        &never,
+        stop,
         Duration::ZERO,
     )
     .await
@@ -373,19 +401,36 @@ async fn report_loop(shard: Rc<Shard>, reports: flume::Sender<ShardReport>) {
     }
 }
 
-/// Spawns or stops this shard's users of `group` between run-wide counts
-/// `from` and `to`, each at the time its run-wide index is due.
-async fn run_ramp(
-    shard: Rc<Shard>,
-    group: Group,
-    from: u64,
-    to: u64,
-    rate: f64,
-    at: Instant,
-    counted: Ramping,
-) {
-    ramp(&shard, group, from, to, rate, at).await;
+/// Moves this shard's users along each group's line, each change at the
+/// time it is due, then says the ramp is done.
+async fn run_ramp(shard: Rc<Shard>, id: u64, lines: Vec<(Group, RampLine)>, counted: Ramping) {
+    let (index, shards) = (shard.index as u64, shard.settings.shards as u64);
+    let mut changes: Vec<(Instant, Group, Change)> = Vec::new();
+    for (group, line) in &lines {
+        let live: BTreeSet<u64> = shard
+            .users
+            .borrow()
+            .range((*group, 0)..=(*group, u64::MAX))
+            .map(|((_, k), _)| *k)
+            .collect();
+        let planned = plan(line, &live, index, shards);
+        changes.extend(planned.into_iter().map(|(due, c)| (due, *group, c)));
+    }
+    // The groups' lines start together and interleave by due time.
+    changes.sort_by_key(|(due, ..)| *due);
+    for (due, group, change) in changes {
+        runtime::sleep_until(due).await;
+        if shard.stopping.fired() || shard.end.get().is_some_and(|end| due >= end) {
+            return;
+        }
+        match change {
+            Change::Spawn(k) => spawn_user(&shard, group, k),
+            Change::Retire(k) => retire_user(&shard, group, k),
+        }
+    }
     drop(counted);
+    let users = lines.iter().map(|(_, line)| line.to).sum();
+    let _ = shard.reports.send(ShardReport::RampDone { id, users });
     check_users_done(&shard);
 }
 
@@ -406,47 +451,28 @@ impl Drop for Ramping {
     }
 }
 
-async fn ramp(shard: &Rc<Shard>, group: Group, from: u64, to: u64, rate: f64, at: Instant) {
-    let shards = shard.settings.shards as u64;
-    let index = shard.index as u64;
-    let due = |k: u64| {
-        let step = k.abs_diff(from) as f64;
-        if rate.is_finite() && rate > 0.0 {
-            at + Duration::from_secs_f64(step / rate)
-        } else {
-            at
-        }
-    };
-    if to > from {
-        let first = from + (index + shards - from % shards) % shards;
-        for k in (first..to).step_by(shards as usize) {
-            runtime::sleep_until(due(k)).await;
-            if shard.stopping.fired() {
-                return;
-            }
-            spawn_user(shard, group, k);
-        }
-    } else {
-        // Stop the newest users first, as Locust does: each finishes its
-        // task (for at most the stop timeout) and runs its stop hook.
-        for k in (to..from).rev().filter(|k| k % shards == index) {
-            runtime::sleep_until(due(k + 1)).await;
-            let removed = shard.users.borrow_mut().remove(&(group, k));
-            if let Some(user) = removed {
-                user.retire.fire();
-                user.task.detach();
-                let (stop, patience) = (user.stop, shard.settings.stop_timeout);
-                runtime::spawn(async move {
-                    runtime::sleep(patience).await;
-                    stop.fire();
-                })
-                .detach();
-            }
-        }
+/// Stops a user as Locust does on a ramp down: it finishes its task (for
+/// at most the stop timeout) and runs its stop hook. It is no longer one
+/// of the shard's users at once, so its index is free for a later ramp up.
+fn retire_user(shard: &Rc<Shard>, group: Group, k: u64) {
+    let removed = shard.users.borrow_mut().remove(&(group, k));
+    if let Some(user) = removed {
+        user.retire.fire();
+        user.task.detach();
+        let (stop, patience) = (user.stop, shard.settings.stop_timeout);
+        runtime::spawn(async move {
+            runtime::sleep(patience).await;
+            stop.fire();
+        })
+        .detach();
     }
 }
 
 fn spawn_user(shard: &Rc<Shard>, group: Group, k: u64) {
+    if shard.users.borrow().contains_key(&(group, k)) {
+        // Running already: replacing its handle would cancel its task.
+        return;
+    }
     let user = match group {
         Group::Mixed => shard.scenario.new_user(k),
         Group::Type(t) => match shard.scenario.new_user_of_type(t, k) {
@@ -455,18 +481,49 @@ fn spawn_user(shard: &Rc<Shard>, group: Group, k: u64) {
         },
     };
     let (retire, stop) = (Signal::new(), Signal::new());
-    shard.alive.set(shard.alive.get() + 1);
-    let task = runtime::spawn(run_user(shard.clone(), user, retire.clone(), stop.clone()));
+    let alive = Alive::new(shard);
+    let task = runtime::spawn(run_user(
+        shard.clone(),
+        user,
+        retire.clone(),
+        stop.clone(),
+        alive,
+    ));
     shard
         .users
         .borrow_mut()
         .insert((group, k), UserHandle { retire, stop, task });
 }
 
+/// Counts a user in `alive` for as long as its task lives, even if the
+/// task is cancelled: a count that outlived its user would make the stop
+/// wait for it in vain.
+struct Alive(Rc<Shard>);
+
+impl Alive {
+    fn new(shard: &Rc<Shard>) -> Alive {
+        shard.alive.set(shard.alive.get() + 1);
+        Alive(shard.clone())
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.alive.set(self.0.alive.get() - 1);
+        check_users_done(&self.0);
+    }
+}
+
 /// A closed-model user's life: start hook, tasks with waits between them,
 /// stop hook. `retire` ends it after its current task; `stop` at its next
 /// request or sleep.
-async fn run_user(shard: Rc<Shard>, mut user: Box<dyn VirtualUser>, retire: Signal, stop: Signal) {
+async fn run_user(
+    shard: Rc<Shard>,
+    mut user: Box<dyn VirtualUser>,
+    retire: Signal,
+    stop: Signal,
+    alive: Alive,
+) {
     let mut client = HttpClient::default();
     let mut outcome = drive(
         &shard,
@@ -540,8 +597,7 @@ async fn run_user(shard: Rc<Shard>, mut user: Box<dyn VirtualUser>, retire: Sign
         Duration::ZERO,
     )
     .await;
-    shard.alive.set(shard.alive.get() - 1);
-    check_users_done(&shard);
+    drop(alive);
 }
 
 /// Per-user iteration limits: once every user this shard was asked for

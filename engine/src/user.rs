@@ -127,13 +127,17 @@ pub enum Wait {
     Pace(Duration),
 }
 
-/// The run-wide hooks, run once per run on one shard.
+/// The run-wide hooks, each run on one shard: the start and stop hooks
+/// once per run, the spawning-complete hook once per completed ramp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TestHook {
     /// Before any user starts; what it returns is given to every shard.
     Start,
     /// After every user stopped.
     Stop,
+    /// A ramp reached its target, leaving this many users run-wide
+    /// (closed model); runs beside the users.
+    SpawningComplete(u64),
 }
 
 /// A scenario as one shard sees it: it makes that shard's users.

@@ -115,6 +115,7 @@ pub(crate) fn new_engine(context: &EngineContext) -> Engine {
     register_waits(&mut engine);
     register_utilities(&mut engine, context);
     http_api::register_response(&mut engine);
+    crate::shape::register_ctx(&mut engine);
     engine.register_static_module("http", http_api::http_module(context.http.clone()).into());
     engine.register_static_module(
         "store",

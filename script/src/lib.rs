@@ -31,4 +31,4 @@ mod user;
 pub use declare::{GroupDef, TaskDef, TaskKind, UserType, WaitTime};
 pub use http_api::HttpResponse;
 pub use scenario::{Scenario, ScenarioError, TagFilter};
-pub use shape::{Shape, ShapeTick};
+pub use shape::{Shape, ShapeNow, ShapeTick};

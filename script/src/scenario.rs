@@ -487,17 +487,36 @@ fn check_functions(file: &str, ast: &AST, user: &UserType) -> Result<(), Scenari
     Ok(())
 }
 
-/// `shape`, when defined, takes exactly one parameter (Rhai would accept
+/// `shape`, when defined, takes one parameter or two (Rhai would accept
 /// any number and fail only when the controller first calls it).
 fn check_shape(file: &str, ast: &AST) -> Result<(), ScenarioError> {
     match ast
         .iter_fn_def()
-        .find(|f| f.name == SHAPE_FUNCTION && f.params.len() != 1)
+        .find(|f| f.name == SHAPE_FUNCTION && !matches!(f.params.len(), 1 | 2))
     {
         Some(f) => Err(script_error(
             file,
             format!(
-                "{SHAPE_FUNCTION}() takes {} parameter(s); it must take one, the seconds since the run started: fn {SHAPE_FUNCTION}(elapsed) {{ ... }}",
+                "{SHAPE_FUNCTION}() takes {} parameter(s); it must take the seconds since the run started, and optionally ctx: fn {SHAPE_FUNCTION}(elapsed) {{ ... }} or fn {SHAPE_FUNCTION}(elapsed, ctx) {{ ... }}",
+                f.params.len()
+            ),
+            f.body.start_position(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// `on_spawning_complete`, when defined, takes the user count or nothing.
+fn check_spawning_hook(file: &str, ast: &AST) -> Result<(), ScenarioError> {
+    let name = crate::user::SPAWNING_COMPLETE;
+    match ast
+        .iter_fn_def()
+        .find(|f| f.name == name && f.params.len() > 1)
+    {
+        Some(f) => Err(script_error(
+            file,
+            format!(
+                "{name}() takes {} parameter(s); it takes one, the number of users: fn {name}(user_count) {{ ... }}",
                 f.params.len()
             ),
             f.body.start_position(),
@@ -546,6 +565,7 @@ pub(crate) fn compile(
     check_shape(file, &ast)?;
     let on_request = crate::request_hook::defined(file, &ast)?;
     http.on_request.set(on_request);
+    check_spawning_hook(file, &ast)?;
     check_data_files(file, &ast, &feeds)?;
     *http.discarded.borrow_mut() = crate::discard::discarded_calls(&ast, source);
     let mut top = Scope::new();

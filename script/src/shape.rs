@@ -1,12 +1,18 @@
-//! A scenario's load shape: `fn shape(elapsed)`, which the controller calls
-//! every second to set the load (Locust's `LoadTestShape.tick`).
+//! A scenario's load shape: `fn shape(elapsed)` or `fn shape(elapsed,
+//! ctx)`, which the controller calls every second to set the load (Locust's
+//! `LoadTestShape.tick`). `ctx` tells it the users and requests per second
+//! now, keeps a map for it between calls (`ctx.state`) and resets its clock
+//! (`ctx.reset_time()`).
 //!
 //! The shape runs on the controller's thread with its own engine, compiled
 //! from the same source as the shards' (so it reaches the scenario's helper
 //! functions and constants), and never on a coroutine: it decides the load,
 //! it sends nothing.
 
-use rhai::{CallFnOptions, Dynamic, EvalAltResult, Map, Position, Scope};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, Map, Position, Scope};
 
 use crate::bridge::{self, MAX_CALL_LEVELS};
 use crate::declare::UserType;
@@ -49,6 +55,41 @@ pub enum ShapeTick {
     Stop,
 }
 
+/// What the run is doing when the shape is asked: what `ctx.users` and
+/// `ctx.rate` say.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ShapeNow {
+    /// Users running, as of the last one-second report (Locust's
+    /// `get_current_user_count()`).
+    pub users: u64,
+    /// Requests per second now (the console's current RPS).
+    pub rate: f64,
+}
+
+/// `ctx`, the shape's second parameter. Rhai passes arguments by value:
+/// the state and the reset flag are shared with the [`Shape`], so what the
+/// shape does to them outlives the call.
+#[derive(Clone)]
+struct ShapeCtx {
+    now: ShapeNow,
+    state: Rc<RefCell<Map>>,
+    reset: Rc<Cell<bool>>,
+}
+
+/// Registers `ctx`'s type and its properties on an engine, so scripts that
+/// use them compile (unknown functions are errors at compile time).
+pub(crate) fn register_ctx(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<ShapeCtx>("ShapeCtx")
+        .register_get("users", |c: &mut ShapeCtx| c.now.users as rhai::INT)
+        .register_get("rate", |c: &mut ShapeCtx| c.now.rate as rhai::FLOAT)
+        .register_get("state", |c: &mut ShapeCtx| c.state.borrow().clone())
+        .register_set("state", |c: &mut ShapeCtx, map: Map| {
+            *c.state.borrow_mut() = map;
+        })
+        .register_fn("reset_time", |c: &mut ShapeCtx| c.reset.set(true));
+}
+
 /// A scenario's load shape, compiled on the thread that calls it (see
 /// [`Scenario::shape`](crate::Scenario::shape)).
 pub struct Shape {
@@ -58,46 +99,75 @@ pub struct Shape {
     ctx: UserCtx,
     /// Where `shape` is defined: where errors in what it returns point.
     position: Position,
+    /// Whether `shape` takes `ctx`.
+    takes_ctx: bool,
+    /// `ctx.state`, kept between calls.
+    state: Rc<RefCell<Map>>,
+    /// The run's second at which the shape's clock was last reset: its
+    /// `elapsed` counts from there.
+    origin: f64,
 }
 
 impl Shape {
     pub(crate) fn new(file: &str, compiled: Compiled) -> Shape {
-        let position = compiled
+        let def = compiled
             .ast
             .iter_fn_def()
-            .find(|f| f.name == SHAPE_FUNCTION && f.params.len() == 1)
-            .map_or(Position::NONE, |f| f.body.start_position());
+            .find(|f| f.name == SHAPE_FUNCTION && matches!(f.params.len(), 1 | 2));
+        let position = def.map_or(Position::NONE, |f| f.body.start_position());
+        let takes_ctx = def.is_some_and(|f| f.params.len() == 2);
         Shape {
             file: file.to_string(),
             compiled,
             ctx: UserCtx::new(fastrand::Rng::new(), format!("[{SHAPE_FUNCTION}] "), 0),
             position,
+            takes_ctx,
+            state: Rc::default(),
+            origin: 0.0,
         }
     }
 
-    /// Calls `shape(elapsed_s)`, `elapsed_s` being the seconds since the run
-    /// started, and reads what it returned. An error (`file:line:column:
-    /// message`) is the script's: the run should stop with it.
-    pub fn tick(&mut self, elapsed_s: f64) -> Result<ShapeTick, String> {
-        let value = self.call(elapsed_s).map_err(|e| self.call_error(&e))?;
+    /// Calls `shape(elapsed, ctx)` at `run_s` seconds since the run
+    /// started, `now` being what the run is doing, and reads what it
+    /// returned. `elapsed` is `run_s` unless the shape reset its clock
+    /// (`ctx.reset_time()`): then it counts from the call that did. An
+    /// error (`file:line:column: message`) is the script's: the run should
+    /// stop with it.
+    pub fn tick(&mut self, run_s: f64, now: &ShapeNow) -> Result<ShapeTick, String> {
+        let ctx = ShapeCtx {
+            now: *now,
+            state: self.state.clone(),
+            reset: Rc::default(),
+        };
+        let reset = ctx.reset.clone();
+        let elapsed = (run_s - self.origin).max(0.0);
+        let value = self.call(elapsed, ctx).map_err(|e| self.call_error(&e))?;
+        if reset.get() {
+            self.origin = run_s;
+        }
         tick_of(value, &self.compiled.users, &self.compiled.dropped_users)
             .map_err(|message| format!("{}: {message}", location(&self.file, self.position)))
     }
 
-    fn call(&mut self, elapsed_s: f64) -> Result<Dynamic, Box<EvalAltResult>> {
+    fn call(&mut self, elapsed_s: f64, ctx: ShapeCtx) -> Result<Dynamic, Box<EvalAltResult>> {
         with_ctx(|c| std::mem::swap(c, &mut self.ctx));
         let compiled = &self.compiled;
+        let takes_ctx = self.takes_ctx;
         // Outside any coroutine even if called from one: a request or sleep
         // in the shape fails with an error instead of suspending a caller
         // that would never resume it.
         let result = bridge::outside("in shape()", || {
             let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+            let mut args = vec![Dynamic::from(elapsed_s)];
+            if takes_ctx {
+                args.push(Dynamic::from(ctx));
+            }
             compiled.engine.call_fn_with_options::<Dynamic>(
                 options,
                 &mut Scope::new(),
                 &compiled.ast,
                 SHAPE_FUNCTION,
-                (elapsed_s,),
+                args,
             )
         });
         with_ctx(|c| std::mem::swap(c, &mut self.ctx));
@@ -300,7 +370,7 @@ mod tests {
     }
 
     fn tick(body: &str, elapsed: f64) -> Result<ShapeTick, String> {
-        shape_of(&scenario(body)).tick(elapsed)
+        shape_of(&scenario(body)).tick(elapsed, &ShapeNow::default())
     }
 
     #[test]
@@ -327,7 +397,11 @@ mod tests {
             (10.0, ShapeTick::Stop),
             (11.0, ShapeTick::Stop),
         ] {
-            assert_eq!(shape.tick(elapsed), Ok(want), "at {elapsed}");
+            assert_eq!(
+                shape.tick(elapsed, &ShapeNow::default()),
+                Ok(want),
+                "at {elapsed}"
+            );
         }
     }
 
@@ -345,10 +419,120 @@ mod tests {
                 spawn_rate: 5.0,
             })
         };
-        assert_eq!(shape.tick(0.0), users(10));
-        assert_eq!(shape.tick(60.0), users(20));
-        assert_eq!(shape.tick(179.0), users(30));
-        assert_eq!(shape.tick(180.0), Ok(ShapeTick::Stop));
+        assert_eq!(shape.tick(0.0, &ShapeNow::default()), users(10));
+        assert_eq!(shape.tick(60.0, &ShapeNow::default()), users(20));
+        assert_eq!(shape.tick(179.0, &ShapeNow::default()), users(30));
+        assert_eq!(shape.tick(180.0, &ShapeNow::default()), Ok(ShapeTick::Stop));
+    }
+
+    /// A scenario whose shape takes `ctx`, with `body` as its body.
+    fn with_ctx(body: &str) -> Shape {
+        shape_of(&format!(
+            "user(\"U\", #{{ tasks: [Fn(\"t\")] }});\nfn t() {{ }}\nfn shape(t, ctx) {{\n{body}\n}}\n"
+        ))
+    }
+
+    fn users(users: u64, spawn_rate: f64) -> Result<ShapeTick, String> {
+        Ok(ShapeTick::Users { users, spawn_rate })
+    }
+
+    #[test]
+    fn ctx_state_is_kept_between_calls() {
+        let mut shape = with_ctx(
+            "ctx.state.calls = (ctx.state.calls ?? 0) + 1;\n\
+             let s = ctx.state; s.last = t; ctx.state = s;\n\
+             #{ users: ctx.state.calls * 10, spawn_rate: 1 }",
+        );
+        let now = ShapeNow::default();
+        assert_eq!(shape.tick(0.0, &now), users(10, 1.0));
+        assert_eq!(shape.tick(1.0, &now), users(20, 1.0));
+        assert_eq!(shape.tick(2.0, &now), users(30, 1.0));
+        assert_eq!(shape.state.borrow()["last"].as_float(), Ok(2.0));
+        // Another shape of the same scenario keeps its own.
+        let mut other = with_ctx(
+            "ctx.state.n = (ctx.state.n ?? 0) + 1; #{ users: ctx.state.n, spawn_rate: 1 }",
+        );
+        assert_eq!(other.tick(0.0, &now), users(1, 1.0));
+    }
+
+    #[test]
+    fn ctx_says_the_users_and_rate_now() {
+        let mut shape = with_ctx(
+            "if ctx.users < 10 { #{ users: ctx.users + 5, spawn_rate: 1 } } \
+             else { #{ users: ctx.users, spawn_rate: ctx.rate } }",
+        );
+        let now = |users, rate| ShapeNow { users, rate };
+        assert_eq!(shape.tick(0.0, &now(0, 0.0)), users(5, 1.0));
+        assert_eq!(shape.tick(1.0, &now(12, 42.5)), users(12, 42.5));
+    }
+
+    #[test]
+    fn reset_time_restarts_the_shapes_clock() {
+        // A wave that starts over once it reached 3 s: elapsed goes 0, 1,
+        // 2, 3, then 1, 2, 3 again, and so on.
+        let mut shape = with_ctx("if t >= 3.0 { ctx.reset_time(); }\n#{ rate: t }");
+        let now = ShapeNow::default();
+        let rates: Vec<f64> = (0..9)
+            .map(|s| match shape.tick(s as f64, &now) {
+                Ok(ShapeTick::Rate { rate }) => rate,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(rates, [0.0, 1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn ctx_misuse_is_an_error_at_its_place() {
+        let mut shape = with_ctx("ctx.users = 3;\n#{ rate: 1 }");
+        let e = shape.tick(0.0, &ShapeNow::default()).unwrap_err();
+        assert!(e.starts_with("shape.rhai:4:"), "{e}");
+        let mut shape = with_ctx("let x = ctx.usres;\n#{ rate: 1 }");
+        let e = shape.tick(0.0, &ShapeNow::default()).unwrap_err();
+        assert!(e.starts_with("shape.rhai:4:") && e.contains("usres"), "{e}");
+        // A method no function defines is found before the run.
+        let e = Scenario::from_source(
+            FILE,
+            "user(\"U\", #{ tasks: [Fn(\"t\")] });\nfn t() { }\nfn shape(t, ctx) {\nctx.reset_tiem();\n()\n}\n",
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("shape.rhai:4:") && e.contains("did you mean reset_time?"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_documented_ctx_example_cycles_three_times() {
+        let docs = include_str!("../../docs/scenario.md");
+        let start = docs.find("fn shape(elapsed, ctx)").unwrap();
+        let example = &docs[start..start + docs[start..].find("```").unwrap()];
+        let mut shape = shape_of(&format!(
+            "user(\"U\", #{{ tasks: [Fn(\"t\")] }});\nfn t() {{ }}\n{example}"
+        ));
+        let now = ShapeNow::default();
+        let answers: Vec<ShapeTick> = (0..=185)
+            .map(|s| shape.tick(s as f64, &now).unwrap())
+            .collect();
+        let users = |users| ShapeTick::Users {
+            users,
+            spawn_rate: 10.0,
+        };
+        for (s, want) in [
+            (0, users(50)),
+            (29, users(50)),
+            (30, users(10)),
+            (60, users(10)),
+            (61, users(50)),
+            (89, users(50)),
+            (90, users(10)),
+            (121, users(50)),
+            (179, users(10)),
+            (180, ShapeTick::Stop),
+        ] {
+            assert_eq!(answers[s], want, "at {s} s");
+        }
     }
 
     #[test]
@@ -474,9 +658,9 @@ mod tests {
         let source = scenario("if t > 1.0 { helper() } else { throw \"too early\" }")
             + "fn helper() {\n    let x = 1;\n    x.nope\n}\n";
         let mut shape = shape_of(&source);
-        let e = shape.tick(0.0).unwrap_err();
+        let e = shape.tick(0.0, &ShapeNow::default()).unwrap_err();
         assert_eq!(e, "shape.rhai:4:46: too early");
-        let e = shape.tick(2.0).unwrap_err();
+        let e = shape.tick(2.0, &ShapeNow::default()).unwrap_err();
         assert!(e.starts_with("shape.rhai:7:"), "{e}");
         let e = tick("shape(t)", 0.0).unwrap_err();
         assert!(e.contains("call stack too deep in shape()"), "{e}");
@@ -501,7 +685,10 @@ mod tests {
         let pool = bridge::StackPool::default();
         let mut shape = shape_of(&scenario(http));
         let (work, progress) = bridge::Work::start(&pool, move || {
-            (blast_engine::Outcome::Completed, shape.tick(0.0))
+            (
+                blast_engine::Outcome::Completed,
+                shape.tick(0.0, &ShapeNow::default()),
+            )
         })
         .unwrap();
         assert!(work.is_none());
@@ -524,11 +711,11 @@ mod tests {
         let e = error(format!("{base}fn shape() {{ () }}\n"));
         assert_eq!(
             e,
-            "shape.rhai:3:12: shape() takes 0 parameter(s); it must take one, the seconds since the run started: fn shape(elapsed) { ... }"
+            "shape.rhai:3:12: shape() takes 0 parameter(s); it must take the seconds since the run started, and optionally ctx: fn shape(elapsed) { ... } or fn shape(elapsed, ctx) { ... }"
         );
-        let e = error(format!("{base}fn shape(a, b) {{ () }}\n"));
+        let e = error(format!("{base}fn shape(a, b, c) {{ () }}\n"));
         assert!(
-            e.starts_with("shape.rhai:3:16: shape() takes 2 parameter(s)"),
+            e.starts_with("shape.rhai:3:19: shape() takes 3 parameter(s)"),
             "{e}"
         );
         let e = error(format!("{base}fn shape(t) {{ usres(t) }}\n"));
@@ -578,7 +765,7 @@ mod tests {
         let scenario = Scenario::load_with_tags(&path, tags).unwrap();
         let mut shape = scenario.shape().unwrap().unwrap();
         assert_eq!(
-            shape.tick(0.0),
+            shape.tick(0.0, &ShapeNow::default()),
             Ok(ShapeTick::TypedUsers {
                 users: vec![2],
                 spawn_rate: 1.0
@@ -592,7 +779,11 @@ mod tests {
         let scenario = Scenario::load_with_tags(&path, only_a).unwrap();
         assert_eq!(scenario.users().len(), 1);
         assert_eq!(
-            scenario.shape().unwrap().unwrap().tick(0.0),
+            scenario
+                .shape()
+                .unwrap()
+                .unwrap()
+                .tick(0.0, &ShapeNow::default()),
             Ok(ShapeTick::TypedUsers {
                 users: vec![1],
                 spawn_rate: 1.0

@@ -239,6 +239,9 @@ impl ShardScript {
     }
 }
 
+/// The hook run each time a ramp reaches its target, with the user count.
+pub(crate) const SPAWNING_COMPLETE: &str = "on_spawning_complete";
+
 /// 2^64 divided by the golden ratio, odd: spreads user indices over seeds.
 const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -259,16 +262,31 @@ impl ShardScenario for ShardScript {
     }
 
     fn test_hook(&self, hook: TestHook) -> Option<Box<dyn VirtualUser>> {
-        let name = match hook {
-            TestHook::Start => "on_test_start",
-            TestHook::Stop => "on_test_stop",
+        let (name, args) = match hook {
+            TestHook::Start => ("on_test_start", Vec::new()),
+            TestHook::Stop => ("on_test_stop", Vec::new()),
+            TestHook::SpawningComplete(users) => {
+                (SPAWNING_COMPLETE, vec![Dynamic::from(users as rhai::INT)])
+            }
         };
-        self.shared.compiled.function_position(name).line()?;
-        Some(Box::new(ScriptUser::new(
+        // A hook takes its arguments or none (on_spawning_complete() may
+        // ignore the count).
+        let def =
+            self.shared.compiled.ast.iter_fn_def().find(|f| {
+                f.name == name && (f.params.is_empty() || f.params.len() == args.len())
+            })?;
+        let args = if def.params.is_empty() {
+            Vec::new()
+        } else {
+            args
+        };
+        let mut user = ScriptUser::new(
             self.shared.clone(),
             Role::Hook(name),
             UserCtx::new(self.rng_for(u64::MAX), format!("[{name}] "), 0),
-        )))
+        );
+        user.args = args;
+        Some(Box::new(user))
     }
 
     fn set_test_data(&self, json: &str) {
@@ -331,6 +349,8 @@ struct ScriptUser {
     task_started: Instant,
     /// What the last piece of work returned, as JSON (hooks only).
     result: Option<String>,
+    /// What a hook is called with (on_spawning_complete's user count).
+    args: Vec<Dynamic>,
 }
 
 impl ScriptUser {
@@ -349,6 +369,7 @@ impl ScriptUser {
             next_task: 0,
             task_started: Instant::now(),
             result: None,
+            args: Vec::new(),
         }
     }
 
@@ -478,6 +499,9 @@ struct Plan {
     /// The wait function to call at the end, when the user stays in its
     /// groups and when it leaves the innermost (after a task only).
     wait: (Option<&'static str>, Option<&'static str>),
+    /// What the functions are called with (a hook's arguments; none for
+    /// tasks).
+    args: Vec<Dynamic>,
 }
 
 impl Plan {
@@ -485,7 +509,7 @@ impl Plan {
     /// function returned, and how the piece ended.
     fn run(&self, shared: &Shared, this: &mut Dynamic) -> (Outcome, Dynamic) {
         let compiled = &shared.compiled;
-        let call = |this: &mut Dynamic, function: &str| {
+        let call_with = |this: &mut Dynamic, function: &str, args: Vec<Dynamic>| {
             let options = CallFnOptions::new()
                 .eval_ast(false)
                 .rewind_scope(true)
@@ -497,14 +521,15 @@ impl Plan {
                     &mut Scope::new(),
                     &compiled.ast,
                     compiled.renamed.internal(function),
-                    (),
+                    args,
                 )
                 .map_err(|e| outcome_of(compiled, &shared.file, function, &e))
         };
+        let call = |this: &mut Dynamic, function: &str| call_with(this, function, Vec::new());
         let mut value = Dynamic::UNIT;
         let mut outcome = Outcome::Completed;
         for function in &self.functions {
-            match call(this, function) {
+            match call_with(this, function, self.args.clone()) {
                 Ok(v) => value = v,
                 Err(ended) => {
                     outcome = ended;
@@ -666,7 +691,10 @@ impl VirtualUser for ScriptUser {
                 plan.functions
                     .extend(self.user_type().and_then(|u| u.on_stop.clone()));
             }
-            (Work::OnStart, Role::Hook(name)) => plan.functions.push(name.to_string()),
+            (Work::OnStart, Role::Hook(name)) => {
+                plan.functions.push(name.to_string());
+                plan.args = self.args.clone();
+            }
             (_, Role::Hook(_)) => {}
         }
         if plan.functions.is_empty() {
