@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use blast_proto::EntryDelta;
 
-use crate::run::write_atomically;
+use crate::output::OutputFile;
 use crate::stats::RunStats;
 use crate::summary::{EndpointSummary, PERCENTILES, Summary, percentile_label};
 
@@ -365,7 +365,8 @@ fn history_row(
 
 /// The four files of one `--csv PREFIX`.
 pub struct CsvReport {
-    prefix: PathBuf,
+    /// The stats, failures and exceptions files.
+    tables: [OutputFile; 3],
     full_history: bool,
     history: csv::Writer<File>,
 }
@@ -390,28 +391,38 @@ impl CsvReport {
     }
 
     /// Creates the four files (and the prefix's directory), each with its
-    /// header.
+    /// header. A table file that is not a regular file (a FIFO, a device)
+    /// gets its table once, at the end; a link is followed, never replaced.
     pub fn create(prefix: &Path, full_history: bool) -> io::Result<CsvReport> {
         let [stats, history, failures, exceptions] = Self::paths(prefix);
         if let Some(dir) = stats.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        fn header_only(path: &Path, header: &[&str]) -> io::Result<()> {
-            let mut w = new_writer(Vec::new());
-            w.write_record(header).map_err(csv_error)?;
-            let bytes = w
-                .into_inner()
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            write_atomically(path, &bytes)
+        let tables = [
+            OutputFile::resolve(&stats)?,
+            OutputFile::resolve(&failures)?,
+            OutputFile::resolve(&exceptions)?,
+        ];
+        for (file, header) in
+            tables
+                .iter()
+                .zip([&STATS_HEADER[..], &FAILURES_HEADER, &EXCEPTIONS_HEADER])
+        {
+            if file.rewritable() {
+                let mut w = new_writer(Vec::new());
+                w.write_record(header).map_err(csv_error)?;
+                let bytes = w
+                    .into_inner()
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                file.write(&bytes)?;
+            }
         }
-        header_only(&stats, &STATS_HEADER)?;
-        header_only(&failures, &FAILURES_HEADER)?;
-        header_only(&exceptions, &EXCEPTIONS_HEADER)?;
+        // Appended to as the run goes: opened once, through any link.
         let mut history = new_writer(File::create(&history)?);
         history.write_record(HISTORY_HEADER).map_err(csv_error)?;
         history.flush()?;
         Ok(CsvReport {
-            prefix: prefix.to_path_buf(),
+            tables,
             full_history,
             history,
         })
@@ -436,12 +447,20 @@ impl CsvReport {
         self.history.flush()
     }
 
-    /// Rewrites the stats, failures and exceptions files from `summary`.
-    pub fn write_tables(&self, summary: &Summary) -> io::Result<()> {
-        let [stats, _, failures, exceptions] = Self::paths(&self.prefix);
-        write_atomically(&stats, &stats_csv(summary))?;
-        write_atomically(&failures, &failures_csv(summary))?;
-        write_atomically(&exceptions, &exceptions_csv(summary))
+    /// Rewrites the stats, failures and exceptions files from `summary`;
+    /// the ones that are not regular files only when `last`.
+    pub fn write_tables(&self, summary: &Summary, last: bool) -> io::Result<()> {
+        let [stats, failures, exceptions] = &self.tables;
+        for (file, bytes) in [
+            (stats, stats_csv(summary)),
+            (failures, failures_csv(summary)),
+            (exceptions, exceptions_csv(summary)),
+        ] {
+            if last || file.rewritable() {
+                file.write(&bytes)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -75,6 +75,7 @@ pub(super) fn whole_ms(v: &serde_json::Value) -> String {
 
 mod config;
 mod csv_files;
+mod files;
 mod html;
 mod synthetic;
 mod thresholds;
