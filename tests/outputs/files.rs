@@ -55,6 +55,16 @@ fn json_dash_writes_the_summary_alone_on_stdout() {
         ran.stderr
     );
     assert!(!scratch.path("-").exists());
+    // A path that is standard output already: the same.
+    let ran = blast_in(
+        scratch.dir.path(),
+        &[],
+        &args(&scenario, &url, &["--json", "/dev/stdout"]),
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&ran.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON alone ({e}):\n{}", ran.stdout));
+    assert_eq!(summary["total"]["requests"], 5);
 }
 
 #[test]
