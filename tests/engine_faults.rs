@@ -121,11 +121,46 @@ fn refused_connection_is_a_connect_failure() {
         .port();
     let scratch = Scratch::new();
     let scenario = scratch.file("one.rhai", ONE_GET);
-    let (_, summary) = run_json_code(
+    let (ran, summary) = run_json_code(
         &scenario,
         &format!("http://127.0.0.1:{port}"),
-        &["-u", "1", "-r", "10", "-t", "1s", "--cores", "1"],
+        &["-u", "1", "-r", "10", "-t", "3s", "--cores", "1"],
         1,
     );
-    all_failed_with(&summary, "connection failed");
+    let refused = format!("connection refused (127.0.0.1:{port})");
+    all_failed_with(&summary, &refused);
+    // Said once, at the first report, not only in the summary at the end.
+    let warning = format!("warning: every request so far failed to connect: {refused}\n");
+    assert_eq!(ran.stderr.matches(&warning).count(), 1, "{}", ran.stderr);
+    let stopping = ran.stderr.find("Stopping (").unwrap();
+    assert!(
+        ran.stderr.find(&warning).unwrap() < stopping,
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn https_to_a_plain_http_port_says_the_server_answered_in_plain_http() {
+    let _one = exclusive();
+    let target = crate::blast_cli::start_target(None);
+    let scratch = Scratch::new();
+    let scenario = scratch.file("one.rhai", ONE_GET);
+    let (ran, summary) = run_json_code(
+        &scenario,
+        &format!("https://{}", target.addr()),
+        &["--iterations", "3", "--cores", "1"],
+        1,
+    );
+    let error = format!(
+        "TLS handshake failed: the server at {} answered in plain HTTP (use http://)",
+        target.addr()
+    );
+    all_failed_with(&summary, &error);
+    assert!(
+        ran.stderr
+            .contains(&format!("every request so far failed to connect: {error}")),
+        "{}",
+        ran.stderr
+    );
 }

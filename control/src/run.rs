@@ -165,6 +165,7 @@ pub(crate) fn run(
     // both.
     let live = !plan.only_summary && !quiet;
     let reports_on_stdout = output::reports_on_stdout(plan);
+    let mut connect_judged = false;
     let mut csv_report = match &plan.outputs.csv {
         None => None,
         Some(prefix) => match CsvReport::create(prefix, plan.outputs.csv_full_history) {
@@ -264,6 +265,7 @@ pub(crate) fn run(
                 if let Some(w) = stats.merge(&delta) {
                     eprintln!("warning: {w}");
                 }
+                warn_if_nothing_connects(&mut connect_judged, &stats);
                 if stats.just_saturated() {
                     eprintln!(
                         "warning: the load generator is over 90% busy: it, not the target, may be the bottleneck (use more --cores or nodes)"
@@ -338,6 +340,7 @@ pub(crate) fn run(
                 if let Some(w) = stats.merge(&delta) {
                     eprintln!("warning: {w}");
                 }
+                warn_if_nothing_connects(&mut connect_judged, &stats);
                 write_csv(&mut csv_report, |r| r.append_history(&stats, delta.at_ms));
                 if delta.last {
                     break;
@@ -404,6 +407,17 @@ pub(crate) fn run(
         threshold_abort,
         failed,
     })
+}
+
+/// Says once, on the first report that holds a request (during the run or
+/// while it stops), when every request so far failed to connect.
+fn warn_if_nothing_connects(judged: &mut bool, stats: &RunStats) {
+    if !*judged && stats.aggregated().requests > 0 {
+        *judged = true;
+        if let Some(w) = console::connect_warning(stats) {
+            eprintln!("warning: {w}");
+        }
+    }
 }
 
 /// Whether the load first reached its target (`--reset-stats`).
