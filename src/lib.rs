@@ -315,16 +315,12 @@ fn execute(plan: &RunPlan, exit_code_on_error: Option<u8>) -> anyhow::Result<i32
     let quiet = plan.outputs.quiet;
     if !quiet {
         eprintln!(
-            "blast {}: {} on {} core(s) against {} for {}",
+            "blast {}: {} on {} core(s) against {} {}",
             env!("CARGO_PKG_VERSION"),
             describe_load(plan),
             plan.cores,
             plan.host.url(),
-            plan.duration
-                .map_or("until Ctrl-C".to_string(), |d| format!(
-                    "{}",
-                    humantime::format_duration(d)
-                ))
+            blast_control::planned_length(plan)
         );
     }
     let outcome = blast_control::run_local(plan, interrupt_flag())?;

@@ -38,7 +38,7 @@ pub use stats::{Health, HistoryPoint, RunStats};
 pub use summary::{
     CheckSummary, EndpointSummary, ErrorSummary, FailureSummary, HealthSummary, IterationsSummary,
     LatenessSummary, LoadModel, LoadParameters, OpenParameters, PERCENTILES, Parameters, RateStage,
-    Summary, UncorrectedSummary, UserStage, percentile_label,
+    Summary, UncorrectedSummary, UserStage, percentile_label, planned_length,
 };
 
 use blast_engine::http::Limits;
