@@ -228,6 +228,8 @@ fn parameters_describe_the_load_model() {
             "scenario",
             "host",
             "duration_s",
+            // Its own test: the_planned_length_says_what_ends_the_run.
+            "planned",
             "cores",
             "pinned",
             "timeout_s",

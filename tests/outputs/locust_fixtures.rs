@@ -126,7 +126,7 @@ pub(super) fn assert_like_locusts(prefix: &Path, locust: &str) {
         assert_eq!(crlf, our_rows.len(), "{suffix}: a line end per record");
         assert!(our_rows.len() >= 2, "{suffix}: rows to compare");
 
-        let mut kinds = kinds_by_column(&[theirs.clone()]);
+        let mut kinds = kinds_by_column(std::slice::from_ref(&theirs));
         if suffix == "_stats.csv" {
             kinds = stats_kinds.clone();
         } else if history {
