@@ -55,6 +55,16 @@ fn json_dash_writes_the_summary_alone_on_stdout() {
         ran.stderr
     );
     assert!(!scratch.path("-").exists());
+    // The HTML report too.
+    let ran = blast_in(
+        scratch.dir.path(),
+        &[],
+        &args(&scenario, &url, &["--html", "-"]),
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.starts_with("<!DOCTYPE html>"), "{}", ran.stdout);
+    assert!(ran.stdout.trim_end().ends_with("</html>"));
+    assert!(ran.stderr.contains("Aggregated"), "{}", ran.stderr);
     // A path that is standard output already: the same.
     let ran = blast_in(
         scratch.dir.path(),
