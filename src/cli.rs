@@ -189,7 +189,8 @@ pub struct RunArgs {
     pub seed: Option<u64>,
     #[command(flatten)]
     pub tags: TagArgs,
-    /// Write the summary as JSON to this file.
+    /// Write the summary as JSON to this file; `-` writes it to stdout
+    /// (the tables then go to stderr).
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// How often the live table is printed.

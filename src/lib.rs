@@ -3,7 +3,9 @@
 //!
 //! Exit codes: 0 for a completed run (or a passing `check`), 1 for a setup
 //! or runtime error (one line on stderr says why), 2 for a usage error, 3
-//! when a threshold failed; `--exit-code-on-error N` when a request failed.
+//! when a threshold failed, 4 when the run stopped early; when a request
+//! failed or the script raised an error, `--exit-code-on-error N` (default
+//! 1, as in Locust).
 
 #![forbid(unsafe_code)]
 
@@ -40,6 +42,9 @@ pub const EXIT_THRESHOLD: i32 = 3;
 /// Exit code of a run stopped early by a stop condition (`--stop-on`) or a
 /// script's `stop_test()`.
 pub const EXIT_STOPPED_EARLY: i32 = 4;
+/// Exit code of a run in which a request failed or the script raised an
+/// error, unless `--exit-code-on-error` says otherwise (Locust's default).
+pub const EXIT_ON_ERROR_DEFAULT: u8 = 1;
 
 /// A usage error found after parsing (a required setting missing from the
 /// command line, the environment and the config file).
@@ -150,7 +155,7 @@ fn extra_hosts(scenario: &Scenario) -> anyhow::Result<Vec<Origin>> {
     for url in scenario.literal_hosts() {
         match Origin::resolve(url) {
             Ok(origin) => hosts.push(origin),
-            Err(e) => eprintln!("warning: {}: {e}", scenario.file()),
+            Err(e) => log::warn!("{}: {e}", scenario.file()),
         }
     }
     Ok(hosts)
@@ -350,7 +355,8 @@ fn threshold_error(e: ThresholdError) -> anyhow::Error {
 /// The exit code of a finished run: 1 when it could not go on (`shape()`
 /// or a shard failed, the node was lost), else 3 when a threshold failed (or stopped
 /// the run), else 4 when a stop condition or `stop_test()` stopped it
-/// early, else `exit_code_on_error` when a request failed, else 0.
+/// early, else `exit_code_on_error` ([`EXIT_ON_ERROR_DEFAULT`] when not
+/// given) when a request failed or the script raised an error, else 0.
 pub fn exit_code(outcome: &RunOutcome, exit_code_on_error: Option<u8>) -> i32 {
     let summary = &outcome.summary;
     if outcome.failed.is_some() {
@@ -362,9 +368,10 @@ pub fn exit_code(outcome: &RunOutcome, exit_code_on_error: Option<u8>) -> i32 {
     if summary.stopped_early {
         return EXIT_STOPPED_EARLY;
     }
-    match exit_code_on_error {
-        Some(code) if summary.total.failures > 0 => i32::from(code),
-        _ => EXIT_OK,
+    if summary.total.failures > 0 || !summary.errors.is_empty() {
+        i32::from(exit_code_on_error.unwrap_or(EXIT_ON_ERROR_DEFAULT))
+    } else {
+        EXIT_OK
     }
 }
 
@@ -372,25 +379,27 @@ fn execute(plan: &RunPlan, exit_code_on_error: Option<u8>) -> anyhow::Result<i32
     let quiet = plan.outputs.quiet;
     if !quiet {
         eprintln!(
-            "blast {}: {} on {} core(s) against {} for {}",
+            "blast {}: {} on {} core(s) against {} {}",
             env!("CARGO_PKG_VERSION"),
             describe_load(plan),
             plan.cores,
             plan.host.url(),
-            plan.duration
-                .map_or("until Ctrl-C".to_string(), |d| format!(
-                    "{}",
-                    humantime::format_duration(d)
-                ))
+            blast_control::planned_length(plan)
         );
     }
     let outcome = blast_control::run_local(plan, interrupt_flag())?;
     let summary = &outcome.summary;
+    // `--json -`: the report alone on stdout, the rest on stderr.
+    let to_stderr = blast_control::output::reports_on_stdout(plan);
+    let print = |text: &str| blast_control::output::print_human(to_stderr, text);
     if !quiet {
-        println!("{}", blast_control::console::summary_text(summary));
+        print(&format!(
+            "{}\n",
+            blast_control::console::summary_text(summary)
+        ));
     }
     if !summary.thresholds.is_empty() {
-        print!("{}", threshold::report_text(&summary.thresholds));
+        print(&threshold::report_text(&summary.thresholds));
     }
     let code = exit_code(&outcome, exit_code_on_error);
     if let Some(reason) = &outcome.failed {
@@ -403,8 +412,10 @@ fn execute(plan: &RunPlan, exit_code_on_error: Option<u8>) -> anyhow::Result<i32
             summary.stop_reason
         );
     } else if code != EXIT_OK {
+        let script_errors: u64 = summary.errors.iter().map(|e| e.count).sum();
         eprintln!(
-            "blast: {} requests failed: exit code {code} (--exit-code-on-error)",
+            "blast: {} requests failed, {script_errors} script errors: exit code {code} \
+             (--exit-code-on-error; 0 to ignore them)",
             summary.total.failures
         );
     }

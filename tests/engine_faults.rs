@@ -1,7 +1,7 @@
 //! The HTTP client against servers that misbehave on purpose: each fault is
 //! counted as the right kind of failure, and the run goes on.
 
-use crate::blast_cli::{Scratch, exclusive, failures, run_json, total_requests};
+use crate::blast_cli::{Scratch, exclusive, failures, run_json_code, total_requests};
 use crate::support::faults::{Fault, FaultServer};
 
 const ONE_GET: &str = r#"
@@ -9,8 +9,10 @@ user("One", #{ wait: constant(0.05), tasks: [Fn("one")] });
 fn one() { http::get("/"); }
 "#;
 
-/// Runs one user against `fault` for 2 s; returns (summary, server).
+/// Runs one user against `fault` for 2 s; returns (summary, server). A
+/// fault that fails requests exits 1 (as Locust's --exit-code-on-error).
 fn against(fault: Fault, extra: &[&str]) -> (serde_json::Value, FaultServer) {
+    let fails = !matches!(fault, Fault::CloseAfter { .. });
     let server = FaultServer::start(fault);
     let scratch = Scratch::new();
     let scenario = scratch.file("one.rhai", ONE_GET);
@@ -27,7 +29,7 @@ fn against(fault: Fault, extra: &[&str]) -> (serde_json::Value, FaultServer) {
         "3s",
     ];
     args.extend_from_slice(extra);
-    let (_, summary) = run_json(&scenario, &server.url(), &args);
+    let (_, summary) = run_json_code(&scenario, &server.url(), &args, i32::from(fails));
     (summary, server)
 }
 
@@ -119,10 +121,46 @@ fn refused_connection_is_a_connect_failure() {
         .port();
     let scratch = Scratch::new();
     let scenario = scratch.file("one.rhai", ONE_GET);
-    let (_, summary) = run_json(
+    let (ran, summary) = run_json_code(
         &scenario,
         &format!("http://127.0.0.1:{port}"),
-        &["-u", "1", "-r", "10", "-t", "1s", "--cores", "1"],
+        &["-u", "1", "-r", "10", "-t", "3s", "--cores", "1"],
+        1,
     );
-    all_failed_with(&summary, "connection failed");
+    let refused = format!("connection refused (127.0.0.1:{port})");
+    all_failed_with(&summary, &refused);
+    // Said once, at the first report, not only in the summary at the end.
+    let warning = format!("warning: every request so far failed to connect: {refused}\n");
+    assert_eq!(ran.stderr.matches(&warning).count(), 1, "{}", ran.stderr);
+    let stopping = ran.stderr.find("Stopping (").unwrap();
+    assert!(
+        ran.stderr.find(&warning).unwrap() < stopping,
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn https_to_a_plain_http_port_says_the_server_answered_in_plain_http() {
+    let _one = exclusive();
+    let target = crate::blast_cli::start_target(None);
+    let scratch = Scratch::new();
+    let scenario = scratch.file("one.rhai", ONE_GET);
+    let (ran, summary) = run_json_code(
+        &scenario,
+        &format!("https://{}", target.addr()),
+        &["--iterations", "3", "--cores", "1"],
+        1,
+    );
+    let error = format!(
+        "TLS handshake failed: the server at {} answered in plain HTTP (use http://)",
+        target.addr()
+    );
+    all_failed_with(&summary, &error);
+    assert!(
+        ran.stderr
+            .contains(&format!("every request so far failed to connect: {error}")),
+        "{}",
+        ran.stderr
+    );
 }

@@ -76,12 +76,14 @@ fn a2() { http::get("/bytes/2"); }
 fn b1() { http::get("/bytes/3"); }
 fn admin() { http::get("/bytes/4"); }
 "#;
-    let (_, summary, counts) = run_scenario(
+    // /items/1001 and /items/1002 are 404s (past the last item): exit 1.
+    let (_, summary, counts) = run_scenario_code(
         &scratch,
         source,
         &[
             "-u", "42", "-r", "200", "-t", "6s", "--cores", "2", "--seed", "3",
         ],
+        1,
     );
     no_errors(&summary);
     // Users: two fixed Admins first, then A and B 3:1 exactly.
@@ -124,7 +126,8 @@ fn three() { http::get("/items/3"); }
 "#,
     );
     let url = format!("http://{}", target.addr());
-    let (_, summary) = run_json(&scenario, &url, &["-u", "1", "-t", "2s", "--cores", "1"]);
+    // /items/0 is a 404 (items start at 1): exit 1.
+    let (_, summary) = run_json_code(&scenario, &url, &["-u", "1", "-t", "2s", "--cores", "1"], 1);
     no_errors(&summary);
     target.stop();
     let paths = logged_paths(&log);
@@ -248,7 +251,7 @@ fn t() {
     // A fixed number of iterations, each run to its end: a timed stop may
     // cut a task between two of its requests, and the counts below compare
     // requests of one task.
-    let (_, summary, counts) = run_scenario(
+    let (_, summary, counts) = run_scenario_code(
         &scratch,
         source,
         &[
@@ -263,6 +266,8 @@ fn t() {
             "--cores",
             "1",
         ],
+        // Failed on purpose (forced, strict, late): exit 1.
+        1,
     );
     let n = requests(&summary, "GET", "forced");
     assert_eq!(n, 6);

@@ -2,7 +2,7 @@
 //! position and the run goes on; runaway recursion is stopped cleanly; a
 //! scenario that cannot run stops `blast run` before any load.
 
-use crate::blast_cli::{Scratch, blast, exclusive, run_json, start_target, total_requests};
+use crate::blast_cli::{Scratch, blast, exclusive, run_json_code, start_target, total_requests};
 
 #[test]
 fn a_script_error_is_counted_with_its_position_and_the_run_goes_on() {
@@ -14,10 +14,12 @@ fn a_script_error_is_counted_with_its_position_and_the_run_goes_on() {
         "user(\"U\", #{ wait: constant(0.02), tasks: [Fn(\"t\")] });\n\nfn t() {\n    http::get(\"/\");\n    let x = undefined_variable + 1;\n}\n",
     );
     let url = format!("http://{}", target.addr());
-    let (_, summary) = run_json(
+    let (_, summary) = run_json_code(
         &scenario,
         &url,
         &["-u", "2", "-r", "10", "-t", "2s", "--cores", "1"],
+        // Script errors: exit 1.
+        1,
     );
     let errors = summary["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{summary:#}");
@@ -46,10 +48,12 @@ fn infinite_recursion_is_stopped_with_an_error_not_a_crash() {
         "user(\"U\", #{ wait: constant(0.05), tasks: [Fn(\"t\")] });\nfn down(n) { down(n + 1) }\nfn t() {\n    http::get(\"/\");\n    down(0);\n}\n",
     );
     let url = format!("http://{}", target.addr());
-    let (_, summary) = run_json(
+    let (_, summary) = run_json_code(
         &scenario,
         &url,
         &["-u", "2", "-r", "10", "-t", "2s", "--cores", "1"],
+        // Script errors: exit 1.
+        1,
     );
     let errors = summary["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{summary:#}");
@@ -79,7 +83,7 @@ fn a_runaway_loop_is_stopped_and_other_users_keep_going() {
         "user(\"Spin\", #{ tasks: [Fn(\"spin\")] });\nuser(\"Busy\", #{ wait: constant(0.05), tasks: [Fn(\"get\")] });\nfn spin() { loop { } }\nfn get() { http::get(\"/\"); }\n",
     );
     let url = format!("http://{}", target.addr());
-    let (_, summary) = run_json(
+    let (_, summary) = run_json_code(
         &scenario,
         &url,
         &[
@@ -94,6 +98,8 @@ fn a_runaway_loop_is_stopped_and_other_users_keep_going() {
             "--stop-timeout",
             "2s",
         ],
+        // Script errors: exit 1.
+        1,
     );
     // The spinning user yields while it runs, so the other user's requests
     // still go out on the same shard.

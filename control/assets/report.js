@@ -70,7 +70,7 @@
     return new Date(unixMs).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
   }
   function seconds(s) {
-    if (s === null || s === undefined) return "until stopped";
+    if (s === null || s === undefined) return "n/a";
     const whole = Math.round(s);
     const m = Math.floor(whole / 60);
     return (m > 0 ? m + " min " : "") + (whole % 60) + " s";
@@ -158,7 +158,7 @@
     ["scenario", p.scenario],
     ["host", p.host],
   ].concat(load).concat([
-    ["planned run time", seconds(p.duration_s)],
+    ["planned run time", p.planned],
     ["actual run time", seconds(s.duration_s)],
     ["stop reason", s.stop_reason + (s.stopped_early ? " (stopped early)" : "")],
     ["cores", p.cores + (p.pinned ? " (pinned)" : " (not pinned)")],

@@ -38,6 +38,27 @@ fn percent(part: u64, whole: u64) -> String {
     }
 }
 
+/// The warning for a run whose requests so far all failed before a
+/// connection was made (refused, unreachable, a failed TLS handshake): one
+/// line at the start, naming the most frequent reason with its address,
+/// rather than a table of failures at the end. `None` before any request,
+/// or when one got through.
+pub fn connect_warning(stats: &RunStats) -> Option<String> {
+    let all = stats.aggregated();
+    let failures = stats.failures();
+    let connect: u64 = failures
+        .iter()
+        .filter(|f| f.kind.is_connect())
+        .map(|f| f.count)
+        .sum();
+    if all.requests == 0 || connect < all.requests {
+        return None;
+    }
+    // Failures come most frequent first.
+    let reason = failures.first()?.error_text();
+    Some(format!("every request so far failed to connect: {reason}"))
+}
+
 /// The live table: per entry, totals so far and current RPS and
 /// percentiles over the last seconds.
 pub fn live_table(stats: &RunStats) -> String {
@@ -254,6 +275,46 @@ pub fn clock(seconds: u64) -> String {
 mod tests {
     use super::*;
     use crate::summary::tests::{closed_summary, open_summary};
+    use blast_proto::{EntryDelta, EntryKey, FailureDelta, FailureKind, Method, StatsDelta};
+
+    /// Stats of `ok` passing requests and `refused` refused ones.
+    fn stats_with(ok: u64, refused: u64) -> RunStats {
+        let key = EntryKey {
+            method: Method::Get,
+            name: "/".into(),
+        };
+        let mut e = EntryDelta::new(key.clone());
+        for _ in 0..ok {
+            e.record(1000, 10, false);
+        }
+        for _ in 0..refused {
+            e.record(200, 0, true);
+        }
+        let mut stats = RunStats::default();
+        stats.merge(&StatsDelta {
+            entries: vec![e],
+            failures: vec![FailureDelta {
+                key,
+                kind: FailureKind::Refused("127.0.0.1:9".parse().unwrap()),
+                message: String::new(),
+                count: refused,
+                first_seen_ms: 0,
+                last_seen_ms: 0,
+            }],
+            ..Default::default()
+        });
+        stats
+    }
+
+    #[test]
+    fn a_run_that_never_connects_is_told_so_with_the_address() {
+        assert_eq!(
+            connect_warning(&stats_with(0, 3)).as_deref(),
+            Some("every request so far failed to connect: connection refused (127.0.0.1:9)")
+        );
+        assert_eq!(connect_warning(&stats_with(1, 3)), None);
+        assert_eq!(connect_warning(&stats_with(0, 0)), None);
+    }
 
     #[test]
     fn an_open_run_that_was_corrected_and_stopped_early() {

@@ -1,33 +1,39 @@
 //! `--csv PREFIX`: Locust's four CSV files, with its headers, column order,
 //! row order, `Aggregated` row, `N/A` and number formats, so that tools
-//! built for Locust's CSV read blast's unchanged.
+//! built for Locust's CSV read blast's unchanged (checked against files
+//! Locust 2.47 wrote, in `tests/fixtures/locust/`).
 //!
 //! - `PREFIX_stats.csv`: one row per entry and the `Aggregated` row,
 //!   rewritten (through a temporary file and a rename) every
 //!   [`REWRITE_INTERVAL`] and at the end, so a crash mid-run leaves data.
 //! - `PREFIX_stats_history.csv`: appended once per report (every second):
-//!   the `Aggregated` row, and every entry's row with `--csv-full-history`.
+//!   the `Aggregated` row, and every entry's row with `--csv-full-history`;
+//!   a report within the same second as the one before replaces its rows.
 //! - `PREFIX_failures.csv`, `PREFIX_exceptions.csv`: failures (and
 //!   dropped iterations, as one more row) and script errors (and, when the
 //!   run stopped early, a row that says why), rewritten like the stats
 //!   file.
 //!
 //! Numbers are written as Locust's writer (Python's `csv` module) writes
-//! them: counts as integers, the median and percentiles as whole
-//! milliseconds, averages, minimum, maximum and rates as Python floats
-//! (`12.0`, `0.4133`), `N/A` percentiles for an entry without requests,
-//! lines ending in `\r\n`. Unlike Locust's, the percentiles come from
-//! full-precision histograms, then are rounded to whole milliseconds.
+//! them: counts as integers; percentiles as Locust's integer buckets (whole
+//! milliseconds below 100 ms, then two significant digits: 147.3 → 150);
+//! the median the same, but never below the minimum nor above the maximum,
+//! which it then is (`0.25`); averages, minimum, maximum and rates as
+//! Python floats (`12.0`, `0.4133`); `N/A` percentiles for an entry
+//! without requests; first and last seen as `2026-12-01T10:37:11Z`; lines
+//! ending in `\r\n`. Unlike Locust's, the percentiles come from
+//! full-precision histograms and are rounded only when written (the JSON
+//! summary and the HTML report keep them unrounded).
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io;
+use std::io::{self, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use blast_proto::EntryDelta;
 
-use crate::run::write_atomically;
+use crate::output::OutputFile;
 use crate::stats::RunStats;
 use crate::summary::{EndpointSummary, PERCENTILES, Summary, percentile_label};
 
@@ -126,9 +132,47 @@ pub fn py_float(x: f64) -> String {
     if s.contains('.') { s } else { s + ".0" }
 }
 
-/// Whole milliseconds, as Locust writes a median or a percentile.
-fn whole_ms(ms: f64) -> String {
-    format!("{}", ms.round() as u64)
+/// A response time as Locust rounds it into its histogram's buckets
+/// (`bucket_response_time` in `locust/stats.py`), with Python's `round`
+/// (halves to even): whole milliseconds below 100 ms, then tens, hundreds,
+/// thousands. Locust's percentiles and median are these buckets.
+pub fn locust_bucket(ms: f64) -> u64 {
+    let step = if ms < 100.0 {
+        1.0
+    } else if ms < 1_000.0 {
+        10.0
+    } else if ms < 10_000.0 {
+        100.0
+    } else {
+        1_000.0
+    };
+    ((ms / step).round_ties_even() * step) as u64
+}
+
+/// A percentile, as Locust writes one.
+fn percentile_ms(ms: f64) -> String {
+    locust_bucket(ms).to_string()
+}
+
+/// The median as Locust writes it (`StatsEntry.median_response_time`): the
+/// bucket, unless that is above the maximum or below the minimum, which it
+/// then is.
+fn median_field(e: &EndpointSummary) -> String {
+    let median = locust_bucket(e.percentiles_ms.get("50").copied().unwrap_or(0.0));
+    if median as f64 > e.max_ms {
+        py_float(e.max_ms)
+    } else if (median as f64) < e.min_ms {
+        py_float(e.min_ms)
+    } else {
+        median.to_string()
+    }
+}
+
+/// Milliseconds since the Unix epoch as Locust writes a failure's first or
+/// last seen: `%Y-%m-%dT%H:%M:%SZ`, UTC, whole seconds.
+pub fn utc_timestamp(ms: u64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(ms / 1000);
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 fn new_writer<W: io::Write>(w: W) -> csv::Writer<W> {
@@ -162,7 +206,7 @@ fn totals_fields(e: &EndpointSummary) -> [String; 7] {
     [
         e.requests.to_string(),
         e.failures.to_string(),
-        whole_ms(e.percentiles_ms.get("50").copied().unwrap_or(0.0)),
+        median_field(e),
         py_float(e.avg_ms),
         py_float(e.min_ms),
         py_float(e.max_ms),
@@ -177,7 +221,7 @@ fn percentile_fields(e: &EndpointSummary) -> Vec<String> {
             if e.requests == 0 {
                 "N/A".to_string()
             } else {
-                whole_ms(
+                percentile_ms(
                     e.percentiles_ms
                         .get(&percentile_label(p))
                         .copied()
@@ -239,8 +283,8 @@ pub const STOPPED_EARLY_PREFIX: &str = "run stopped early: ";
 
 /// `PREFIX_failures.csv` for `summary`: failures grouped by method, name
 /// and error, and dropped iterations (empty method, name
-/// [`DROPPED_NAME`]), most frequent first; first and last seen in Unix
-/// seconds.
+/// [`DROPPED_NAME`]), most frequent first; first and last seen as
+/// [`utc_timestamp`].
 pub fn failures_csv(summary: &Summary) -> Vec<u8> {
     let mut rows: Vec<(u64, [String; 6])> = summary
         .failures
@@ -253,8 +297,8 @@ pub fn failures_csv(summary: &Summary) -> Vec<u8> {
                     f.name.clone(),
                     f.error.clone(),
                     f.occurrences.to_string(),
-                    (f.first_seen_ms / 1000).to_string(),
-                    (f.last_seen_ms / 1000).to_string(),
+                    utc_timestamp(f.first_seen_ms),
+                    utc_timestamp(f.last_seen_ms),
                 ],
             )
         })
@@ -273,8 +317,8 @@ pub fn failures_csv(summary: &Summary) -> Vec<u8> {
                 DROPPED_NAME.to_string(),
                 DROPPED_ERROR.to_string(),
                 dropped.dropped.to_string(),
-                (first / 1000).to_string(),
-                (last / 1000).to_string(),
+                utc_timestamp(first),
+                utc_timestamp(last),
             ],
         ));
         // Stable: failures keep their order among themselves.
@@ -351,7 +395,7 @@ fn history_row(
             if window.is_empty() {
                 "0".to_string()
             } else {
-                whole_ms(window.value_at_quantile(p / 100.0) as f64 / 1000.0)
+                percentile_ms(window.value_at_quantile(p / 100.0) as f64 / 1000.0)
             }
         }));
     } else {
@@ -365,9 +409,14 @@ fn history_row(
 
 /// The four files of one `--csv PREFIX`.
 pub struct CsvReport {
-    prefix: PathBuf,
+    /// The stats, failures and exceptions files.
+    tables: [OutputFile; 3],
     full_history: bool,
     history: csv::Writer<File>,
+    /// The second of the last history rows written and the offset where
+    /// they start, in a history file that can be cut back (a regular
+    /// file): a report within the same second replaces them.
+    last_rows: Option<(u64, u64)>,
 }
 
 /// `PREFIX` + `suffix` (`out/run` + `_stats.csv`).
@@ -390,36 +439,63 @@ impl CsvReport {
     }
 
     /// Creates the four files (and the prefix's directory), each with its
-    /// header.
+    /// header. A table file that is not a regular file (a FIFO, a device)
+    /// gets its table once, at the end; a link is followed, never replaced.
     pub fn create(prefix: &Path, full_history: bool) -> io::Result<CsvReport> {
         let [stats, history, failures, exceptions] = Self::paths(prefix);
         if let Some(dir) = stats.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        fn header_only(path: &Path, header: &[&str]) -> io::Result<()> {
-            let mut w = new_writer(Vec::new());
-            w.write_record(header).map_err(csv_error)?;
-            let bytes = w
-                .into_inner()
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            write_atomically(path, &bytes)
+        let tables = [
+            OutputFile::resolve(&stats)?,
+            OutputFile::resolve(&failures)?,
+            OutputFile::resolve(&exceptions)?,
+        ];
+        for (file, header) in
+            tables
+                .iter()
+                .zip([&STATS_HEADER[..], &FAILURES_HEADER, &EXCEPTIONS_HEADER])
+        {
+            if file.rewritable() {
+                let mut w = new_writer(Vec::new());
+                w.write_record(header).map_err(csv_error)?;
+                let bytes = w
+                    .into_inner()
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                file.write(&bytes)?;
+            }
         }
-        header_only(&stats, &STATS_HEADER)?;
-        header_only(&failures, &FAILURES_HEADER)?;
-        header_only(&exceptions, &EXCEPTIONS_HEADER)?;
+        // Appended to as the run goes: opened once, through any link.
         let mut history = new_writer(File::create(&history)?);
         history.write_record(HISTORY_HEADER).map_err(csv_error)?;
         history.flush()?;
         Ok(CsvReport {
-            prefix: prefix.to_path_buf(),
+            tables,
             full_history,
             history,
+            last_rows: None,
         })
     }
 
-    /// Appends the history rows for the report cut at `at_ms`.
+    /// Appends the history rows for the report cut at `at_ms`, in place of
+    /// the last ones when they are of the same second (as Locust, one row
+    /// per entry and second: the run's last report often comes within the
+    /// second of the one before).
     pub fn append_history(&mut self, stats: &RunStats, at_ms: u64) -> io::Result<()> {
         let timestamp = at_ms / 1000;
+        // Flushed after every report: the writer holds no bytes.
+        let mut file: &File = self.history.get_ref();
+        let start = match self.last_rows {
+            Some((second, start)) if second == timestamp => {
+                file.set_len(start)?;
+                file.seek(SeekFrom::Start(start))?;
+                Some(start)
+            }
+            // A FIFO or a device has no position: rows are only appended.
+            _ if file.metadata()?.is_file() => Some(file.stream_position()?),
+            _ => None,
+        };
+        self.last_rows = start.map(|start| (timestamp, start));
         if self.full_history {
             let mut entries: Vec<&EntryDelta> = stats.totals().collect();
             entries.sort_by(|a, b| {
@@ -436,12 +512,20 @@ impl CsvReport {
         self.history.flush()
     }
 
-    /// Rewrites the stats, failures and exceptions files from `summary`.
-    pub fn write_tables(&self, summary: &Summary) -> io::Result<()> {
-        let [stats, _, failures, exceptions] = Self::paths(&self.prefix);
-        write_atomically(&stats, &stats_csv(summary))?;
-        write_atomically(&failures, &failures_csv(summary))?;
-        write_atomically(&exceptions, &exceptions_csv(summary))
+    /// Rewrites the stats, failures and exceptions files from `summary`;
+    /// the ones that are not regular files only when `last`.
+    pub fn write_tables(&self, summary: &Summary, last: bool) -> io::Result<()> {
+        let [stats, failures, exceptions] = &self.tables;
+        for (file, bytes) in [
+            (stats, stats_csv(summary)),
+            (failures, failures_csv(summary)),
+            (exceptions, exceptions_csv(summary)),
+        ] {
+            if last || file.rewritable() {
+                file.write(&bytes)?;
+            }
+        }
+        Ok(())
     }
 }
 

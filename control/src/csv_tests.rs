@@ -101,7 +101,7 @@ fn failures_and_exceptions_files() {
     let failures = String::from_utf8(failures_csv(&s)).unwrap();
     assert_eq!(
         failures,
-        "Method,Name,Error,Occurrences,First Seen,Last Seen\r\nPOST,/b,HTTP 500,1,1700000000,1700000001\r\n"
+        "Method,Name,Error,Occurrences,First Seen,Last Seen\r\nPOST,/b,HTTP 500,1,2023-11-14T22:13:20Z,2023-11-14T22:13:21Z\r\n"
     );
     let exceptions = String::from_utf8(exceptions_csv(&s)).unwrap();
     assert_eq!(
@@ -121,8 +121,8 @@ fn dropped_iterations_are_a_failures_row_and_an_early_stop_an_exception() {
     assert_eq!(
         failures,
         "Method,Name,Error,Occurrences,First Seen,Last Seen\r\n\
-         ,dropped iterations,no user came free in time (open model),3,1700000005,1700000009\r\n\
-         POST,/b,HTTP 500,1,1700000000,1700000001\r\n"
+         ,dropped iterations,no user came free in time (open model),3,2023-11-14T22:13:25Z,2023-11-14T22:13:29Z\r\n\
+         POST,/b,HTTP 500,1,2023-11-14T22:13:20Z,2023-11-14T22:13:21Z\r\n"
     );
     let exceptions = String::from_utf8(exceptions_csv(&s)).unwrap();
     assert_eq!(
@@ -155,7 +155,10 @@ fn the_open_run_fixture_writes_its_drop_and_its_stop() {
     let dropped: Vec<&Vec<String>> = failures.iter().filter(|r| r[1] == DROPPED_NAME).collect();
     assert_eq!(dropped.len(), 1, "{failures:?}");
     assert_eq!(dropped[0][..4], ["", DROPPED_NAME, DROPPED_ERROR, "3"]);
-    assert_eq!(dropped[0][4..], ["1700000002", "1700000002"]);
+    assert_eq!(
+        dropped[0][4..],
+        ["2023-11-14T22:13:22Z", "2023-11-14T22:13:22Z"]
+    );
     let exceptions = records_of(&exceptions_csv(&s));
     assert_eq!(
         exceptions.last().unwrap(),
@@ -264,4 +267,151 @@ fn tempfile_dir() -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The requests `tests/fixtures/locust/synthetic.py` fed Locust, fed to
+/// blast: its files must come out byte for byte as Locust wrote them.
+fn locust_synthetic_summary() -> Summary {
+    let mut fast = EntryDelta::new(EntryKey {
+        method: Method::Get,
+        name: "/fast".into(),
+    });
+    for us in [250, 375] {
+        for _ in 0..10_000 {
+            fast.record(us, 100, false);
+        }
+    }
+    let mut quoted = EntryDelta::new(EntryKey {
+        method: Method::Post,
+        name: "/b, \"quoted\"".into(),
+    });
+    quoted.record(1500, 0, true);
+    let empty = EntryDelta::new(EntryKey {
+        method: Method::Get,
+        name: "/empty".into(),
+    });
+    let mut all = EntryDelta::new(EntryKey {
+        method: Method::Get,
+        name: "Aggregated".into(),
+    });
+    for e in [&fast, &quoted, &empty] {
+        all.merge(e);
+    }
+    let mut s = crate::summary::tests::closed_summary();
+    s.duration_s = 10.0;
+    s.endpoints = vec![
+        EndpointSummary::of(&fast, "GET", 10.0),
+        EndpointSummary::of(&quoted, "POST", 10.0),
+        EndpointSummary::of(&empty, "GET", 10.0),
+    ];
+    s.total = EndpointSummary::of(&all, "", 10.0);
+    s.failures = vec![FailureSummary {
+        method: "POST".into(),
+        name: "/b, \"quoted\"".into(),
+        error: "HTTP 500".into(),
+        occurrences: 1,
+        first_seen_ms: 1_700_000_001_500,
+        last_seen_ms: 1_700_000_009_999,
+    }];
+    s.errors = vec![ErrorSummary {
+        message: "boom, again".into(),
+        location: "s.rhai:3:5".into(),
+        count: 2,
+        first_seen_ms: 0,
+        last_seen_ms: 0,
+    }];
+    s
+}
+
+#[test]
+fn the_same_requests_give_the_files_locust_wrote_byte_for_byte() {
+    let s = locust_synthetic_summary();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "stats",
+            stats_csv(&s),
+            include_str!("../../tests/fixtures/locust/synthetic_stats.csv"),
+        ),
+        (
+            "failures",
+            failures_csv(&s),
+            include_str!("../../tests/fixtures/locust/synthetic_failures.csv"),
+        ),
+        (
+            "exceptions",
+            exceptions_csv(&s),
+            include_str!("../../tests/fixtures/locust/synthetic_exceptions.csv"),
+        ),
+    ];
+    for (name, blast, locust) in cases {
+        assert_eq!(String::from_utf8(blast).unwrap(), locust, "{name}");
+    }
+}
+
+#[test]
+fn locust_buckets_round_as_python_does() {
+    let cases = [
+        (0.0, 0),
+        (0.49, 0),
+        (0.5, 0),
+        (1.5, 2),
+        (2.5, 2),
+        (99.4, 99),
+        (99.6, 100),
+        (147.3, 150),
+        (145.0, 140),
+        (999.0, 1000),
+        (3432.0, 3400),
+        (58760.0, 59000),
+    ];
+    for (ms, bucket) in cases {
+        assert_eq!(locust_bucket(ms), bucket, "{ms}");
+    }
+    assert_eq!(utc_timestamp(1_700_000_001_999), "2023-11-14T22:13:21Z");
+}
+
+#[test]
+fn a_report_within_the_same_second_replaces_the_history_rows_of_that_second() {
+    let dir = tempfile_dir();
+    for full in [false, true] {
+        let prefix = dir.join(if full { "full" } else { "agg" });
+        let mut report = CsvReport::create(&prefix, full).unwrap();
+        let mut stats = RunStats::default();
+        // Reports at 1.0 s, 2.0 s and 2.9 s (the run's last, within the
+        // second of the one before), then 3.0 s.
+        for (seq, at_ms) in [1000u64, 2000, 2900, 3000].into_iter().enumerate() {
+            let mut a = EntryDelta::new(EntryKey {
+                method: Method::Get,
+                name: "/a".into(),
+            });
+            a.record(1000, 10, false);
+            stats.merge(&StatsDelta {
+                seq: seq as u64,
+                at_ms: 1_700_000_000_000 + at_ms,
+                entries: vec![a],
+                users: 1,
+                ..Default::default()
+            });
+            report
+                .append_history(&stats, 1_700_000_000_000 + at_ms)
+                .unwrap();
+        }
+        let rows = records_of(&std::fs::read(&CsvReport::paths(&prefix)[1]).unwrap());
+        let aggregated: Vec<(&str, &str)> = rows
+            .iter()
+            .filter(|r| r[3] == "Aggregated")
+            .map(|r| (r[0].as_str(), r[17].as_str()))
+            .collect();
+        assert_eq!(
+            aggregated,
+            [
+                ("1700000001", "1"),
+                ("1700000002", "3"),
+                ("1700000003", "4")
+            ],
+            "full history: {full}"
+        );
+        assert_eq!(rows.len(), 1 + 3 * if full { 2 } else { 1 });
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -5,8 +5,8 @@
 //! distributed runs), merges their deltas into [`RunStats`], prints the
 //! live table and returns the [`Summary`] that the console and `--json`
 //! report. The other reporters: [`csv`] (Locust's CSV files), [`html`] (the
-//! self-contained report); [`threshold`] parses and judges pass/fail
-//! thresholds.
+//! self-contained report), all written through [`output`] (`-`, links and
+//! FIFOs kept); [`threshold`] parses and judges pass/fail thresholds.
 //!
 //! This crate may depend on the engine, the script crate and proto; nothing
 //! below it knows it exists.
@@ -18,6 +18,7 @@ pub mod console;
 pub mod csv;
 pub mod html;
 mod load;
+pub mod output;
 mod plan;
 mod run;
 mod stats;
@@ -37,7 +38,7 @@ pub use stats::{Health, HistoryPoint, RunStats};
 pub use summary::{
     CheckSummary, EndpointSummary, ErrorSummary, FailureSummary, HealthSummary, IterationsSummary,
     LatenessSummary, LoadModel, LoadParameters, OpenParameters, PERCENTILES, Parameters, RateStage,
-    Summary, UncorrectedSummary, UserStage, percentile_label,
+    Summary, UncorrectedSummary, UserStage, percentile_label, planned_length,
 };
 
 use blast_engine::http::{Limits, Origins};

@@ -15,6 +15,7 @@ use crate::console;
 use crate::csv::{CsvReport, REWRITE_INTERVAL as CSV_REWRITE_INTERVAL};
 use crate::html;
 use crate::load::{Command, Driver, Target};
+use crate::output;
 use crate::plan::RunPlan;
 use crate::stats::RunStats;
 use crate::stop_on::StopConditions;
@@ -168,6 +169,8 @@ pub(crate) fn run(
     // The live table and the progress; `--quiet` and `--only-summary` drop
     // both.
     let live = !plan.only_summary && !quiet;
+    let reports_on_stdout = output::reports_on_stdout(plan);
+    let mut connect_judged = false;
     let mut csv_report = match &plan.outputs.csv {
         None => None,
         Some(prefix) => match CsvReport::create(prefix, plan.outputs.csv_full_history) {
@@ -243,7 +246,8 @@ pub(crate) fn run(
             next_print += plan.print_interval;
             let elapsed = started.elapsed();
             if live {
-                println!("{}", console::live_table(&stats));
+                let table = console::live_table(&stats);
+                output::print_human(reports_on_stdout, &format!("{table}\n"));
                 if !terminal {
                     // A log, not a terminal: the progress as a plain line.
                     eprintln!(
@@ -282,6 +286,7 @@ pub(crate) fn run(
                 if let Some(w) = stats.merge(&delta) {
                     log::warn!("{w}");
                 }
+                warn_if_nothing_connects(&mut connect_judged, &stats);
                 if stats.just_saturated() {
                     log::warn!(
                         "the load generator is over 90% busy: it, not the target, may be the bottleneck (use more --cores or nodes)"
@@ -303,7 +308,7 @@ pub(crate) fn run(
                     if driver.is_open() {
                         so_far.parameters.set_open_model(&plan.open);
                     }
-                    write_csv(&mut csv_report, |r| r.write_tables(&so_far));
+                    write_csv(&mut csv_report, |r| r.write_tables(&so_far, false));
                 }
                 if terminal && live {
                     progress(plan, driver.target_users(), &stats, started.elapsed());
@@ -353,6 +358,7 @@ pub(crate) fn run(
                 if let Some(w) = stats.merge(&delta) {
                     log::warn!("{w}");
                 }
+                warn_if_nothing_connects(&mut connect_judged, &stats);
                 write_csv(&mut csv_report, |r| r.append_history(&stats, delta.at_ms));
                 if delta.last {
                     break;
@@ -393,14 +399,14 @@ pub(crate) fn run(
     }
     summary.thresholds = threshold::evaluate(&plan.thresholds.list, &stats, seconds);
     if let Some(path) = &plan.json {
-        write_atomically(path, summary.to_json().as_bytes()).map_err(|e| RunError::Output {
+        output::write_output(path, summary.to_json().as_bytes()).map_err(|e| RunError::Output {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
     }
     if let (Some(report), Some(prefix)) = (&csv_report, &plan.outputs.csv) {
         report
-            .write_tables(&summary)
+            .write_tables(&summary, true)
             .map_err(|e| RunError::Output {
                 path: CsvReport::paths(prefix)[0].display().to_string(),
                 reason: e.to_string(),
@@ -412,7 +418,7 @@ pub(crate) fn run(
             stats.history(),
             crate::REPORT_INTERVAL.as_secs_f64(),
         );
-        write_atomically(path, report.as_bytes()).map_err(|e| RunError::Output {
+        output::write_output(path, report.as_bytes()).map_err(|e| RunError::Output {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -423,6 +429,17 @@ pub(crate) fn run(
         threshold_abort,
         failed,
     })
+}
+
+/// Says once, on the first report that holds a request (during the run or
+/// while it stops), when every request so far failed to connect.
+fn warn_if_nothing_connects(judged: &mut bool, stats: &RunStats) {
+    if !*judged && stats.aggregated().requests > 0 {
+        *judged = true;
+        if let Some(w) = console::connect_warning(stats) {
+            log::warn!("{w}");
+        }
+    }
 }
 
 /// Whether the load first reached its target (`--reset-stats`).
@@ -492,20 +509,6 @@ fn progress_line(
         all.failures,
         rps
     )
-}
-
-/// Writes `bytes` to `path` through a temporary file, so a reader never
-/// sees half a file.
-pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    // `report.json` → `report.json.tmp`, beside it (a rename stays on one
-    // file system).
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 fn unix_ms() -> u64 {

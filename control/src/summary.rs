@@ -208,6 +208,9 @@ pub struct Parameters {
     pub stop_on: Vec<String>,
     /// Planned duration in seconds, if any.
     pub duration_s: Option<f64>,
+    /// What ends the run as planned, in words ([`planned_length`]): `for
+    /// 5m`, `for 1m 30s (the stages)`, `until shape() ends`...
+    pub planned: String,
     /// Shards (cores) used.
     pub cores: usize,
     /// Whether shards were pinned to cores.
@@ -218,6 +221,38 @@ pub struct Parameters {
     pub stop_timeout_s: f64,
     /// Random seed, if one was given.
     pub seed: Option<u64>,
+}
+
+/// What ends `plan` as planned, in words that follow "against URL" in
+/// the console's first line and stand as the HTML report's planned run
+/// time: `for 5m`, `for 1m 30s (the stages)`, `for 1000 iterations`,
+/// `until shape() ends`, several joined by `or` ("whichever comes first"),
+/// and `until stopped (Ctrl-C)` only when nothing else ends it.
+pub fn planned_length(plan: &RunPlan) -> String {
+    let human = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    let total = |stages: &[crate::plan::Stage]| human(stages.iter().map(|s| s.duration).sum());
+    let mut ends = Vec::new();
+    if let Some(d) = plan.duration {
+        ends.push(format!("for {}", human(d)));
+    }
+    match &plan.load {
+        Load::Stages(stages) => ends.push(format!("for {} (the stages)", total(stages))),
+        Load::Rate { stages, .. } if !stages.is_empty() => {
+            ends.push(format!("for {} (the rate stages)", total(stages)));
+        }
+        Load::Shape => ends.push("until shape() ends".to_string()),
+        Load::Users | Load::Rate { .. } => {}
+    }
+    match plan.iterations {
+        Some(i) if i.per_user => ends.push(format!("for {} iterations per user", i.count)),
+        Some(i) => ends.push(format!("for {} iterations", i.count)),
+        None => {}
+    }
+    match ends.len() {
+        0 => "until stopped (Ctrl-C)".to_string(),
+        1 => ends.remove(0),
+        _ => format!("{}, whichever comes first", ends.join(" or ")),
+    }
 }
 
 impl Parameters {
@@ -500,6 +535,7 @@ impl Summary {
             reset_stats: plan.reset_stats,
             stop_on: plan.stop_on.clone(),
             duration_s: plan.duration.map(|d| d.as_secs_f64()),
+            planned: planned_length(plan),
             cores: plan.cores,
             pinned,
             timeout_s: plan.timeout.as_secs_f64(),

@@ -228,6 +228,8 @@ fn parameters_describe_the_load_model() {
             "scenario",
             "host",
             "duration_s",
+            // Its own test: the_planned_length_says_what_ends_the_run.
+            "planned",
             "cores",
             "pinned",
             "timeout_s",
@@ -329,4 +331,53 @@ fn parameters_describe_the_load_model() {
     let v = serde_json::to_value(&s.parameters).unwrap();
     assert_eq!((&v["model"], &v["load"]), (&json!("open"), &json!("shape")));
     assert_eq!(v["max_wait_s"], 1.0);
+}
+
+#[test]
+fn the_planned_length_says_what_ends_the_run() {
+    let stage = |secs| Stage {
+        duration: Duration::from_secs(secs),
+        target: 5.0,
+    };
+    let untimed = |load: Load| RunPlan {
+        duration: None,
+        ..plan(load)
+    };
+    assert_eq!(planned_length(&plan(Load::Users)), "for 10s");
+    assert_eq!(
+        planned_length(&untimed(Load::Users)),
+        "until stopped (Ctrl-C)"
+    );
+    assert_eq!(
+        planned_length(&untimed(Load::Stages(vec![stage(30), stage(60)]))),
+        "for 1m 30s (the stages)"
+    );
+    assert_eq!(
+        planned_length(&untimed(Load::Rate {
+            start: 1.0,
+            stages: vec![stage(5)]
+        })),
+        "for 5s (the rate stages)"
+    );
+    assert_eq!(planned_length(&untimed(Load::Shape)), "until shape() ends");
+    let iterations = |per_user| RunPlan {
+        iterations: Some(Iterations { count: 7, per_user }),
+        ..untimed(Load::Users)
+    };
+    assert_eq!(planned_length(&iterations(false)), "for 7 iterations");
+    assert_eq!(
+        planned_length(&iterations(true)),
+        "for 7 iterations per user"
+    );
+    let both = RunPlan {
+        iterations: Some(Iterations {
+            count: 7,
+            per_user: false,
+        }),
+        ..plan(Load::Stages(vec![stage(2)]))
+    };
+    assert_eq!(
+        planned_length(&both),
+        "for 10s or for 2s (the stages) or for 7 iterations, whichever comes first"
+    );
 }

@@ -1,5 +1,12 @@
 //! Why a request failed, as a small `Copy` value: counted on the hot path,
 //! formatted only when a report is written.
+//!
+//! Connection failures carry the address they were for, so a report can
+//! say `connection refused (127.0.0.1:9)`: an address is a copy, not a
+//! string, and there are only as many as the run's origins resolve to, so
+//! failures grouped by kind stay a bounded set.
+
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -8,12 +15,18 @@ use serde::{Deserialize, Serialize};
 pub enum FailureKind {
     /// The server answered with a status the request does not accept.
     Status(u16),
-    /// The TCP connection could not be made (refused, unreachable).
-    Connect,
-    /// The TCP connection was not made within the timeout.
-    ConnectTimeout,
+    /// Nothing listens at this address: the TCP connection was refused.
+    Refused(SocketAddr),
+    /// The TCP connection to this address could not be made (unreachable,
+    /// no route...).
+    Connect(SocketAddr),
+    /// The TCP connection to this address was not made within the timeout.
+    ConnectTimeout(SocketAddr),
     /// The TLS handshake failed.
     Tls,
+    /// The server at this address answered the TLS handshake in plain
+    /// HTTP: the URL says `https://` for a plain-HTTP port.
+    TlsGotPlainHttp(SocketAddr),
     /// The full response did not arrive within the request timeout.
     Timeout,
     /// The connection was reset while the request was in flight.
@@ -44,13 +57,33 @@ pub enum FailureKind {
     Resolve,
 }
 
+impl FailureKind {
+    /// Whether the request failed before a connection was made (refused,
+    /// unreachable, timed out connecting, or a failed TLS handshake).
+    pub fn is_connect(&self) -> bool {
+        matches!(
+            self,
+            FailureKind::Refused(_)
+                | FailureKind::Connect(_)
+                | FailureKind::ConnectTimeout(_)
+                | FailureKind::Tls
+                | FailureKind::TlsGotPlainHttp(_)
+        )
+    }
+}
+
 impl std::fmt::Display for FailureKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FailureKind::Status(code) => write!(f, "HTTP {code}"),
-            FailureKind::Connect => f.write_str("connection failed"),
-            FailureKind::ConnectTimeout => f.write_str("connect timed out"),
+            FailureKind::Refused(addr) => write!(f, "connection refused ({addr})"),
+            FailureKind::Connect(addr) => write!(f, "connection failed ({addr})"),
+            FailureKind::ConnectTimeout(addr) => write!(f, "connect timed out ({addr})"),
             FailureKind::Tls => f.write_str("TLS handshake failed"),
+            FailureKind::TlsGotPlainHttp(addr) => write!(
+                f,
+                "TLS handshake failed: the server at {addr} answered in plain HTTP (use http://)"
+            ),
             FailureKind::Timeout => f.write_str("request timed out"),
             FailureKind::Reset => f.write_str("connection reset"),
             FailureKind::NoResponse => f.write_str("connection closed without response"),
@@ -65,5 +98,32 @@ impl std::fmt::Display for FailureKind {
             FailureKind::Resolve => f.write_str("cannot resolve host"),
             FailureKind::TooManyRedirects => f.write_str("too many redirects"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_failures_name_their_address() {
+        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(
+            FailureKind::Refused(addr).to_string(),
+            "connection refused (127.0.0.1:9)"
+        );
+        assert_eq!(
+            FailureKind::ConnectTimeout("[::1]:443".parse().unwrap()).to_string(),
+            "connect timed out ([::1]:443)"
+        );
+        assert!(
+            FailureKind::TlsGotPlainHttp(addr)
+                .to_string()
+                .contains("answered in plain HTTP")
+        );
+        // Still a small Copy value: no allocation on the hot path.
+        assert!(std::mem::size_of::<FailureKind>() <= 40);
+        assert!(FailureKind::Refused(addr).is_connect());
+        assert!(!FailureKind::Status(500).is_connect());
     }
 }

@@ -62,7 +62,8 @@ fn csv_files_are_locusts_and_agree_with_the_json_and_the_target() {
     }
     let status = child.wait().unwrap();
     let stderr = std::fs::read_to_string(scratch.path("stderr.txt")).unwrap();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    // MIXED fails requests and raises script errors on purpose: exit 1.
+    assert_eq!(status.code(), Some(1), "{stderr}");
     assert_eq!(rows_while_running, 1, "no stats row was written mid-run");
     // Not a terminal: the progress comes as plain lines.
     assert!(stderr.contains("\nprogress: "), "{stderr}");
@@ -128,7 +129,7 @@ fn csv_files_are_locusts_and_agree_with_the_json_and_the_target() {
         assert_eq!(row[0], e["method"].as_str().unwrap(), "{name}");
         assert_eq!(row[2], e["requests"].to_string(), "{name}");
         assert_eq!(row[3], e["failures"].to_string(), "{name}");
-        assert_eq!(row[4], whole_ms(&e["percentiles_ms"]["50"]), "{name}");
+        assert_eq!(row[4], locust_median(e), "{name}");
         assert_eq!(
             row[5].parse::<f64>().unwrap(),
             e["avg_ms"].as_f64().unwrap()
@@ -153,7 +154,7 @@ fn csv_files_are_locusts_and_agree_with_the_json_and_the_target() {
         for (i, label) in percentile_labels.iter().enumerate() {
             assert_eq!(
                 row[11 + i],
-                whole_ms(&e["percentiles_ms"][label]),
+                locust_ms(&e["percentiles_ms"][label]),
                 "{name} p{label}"
             );
         }
@@ -171,12 +172,11 @@ fn csv_files_are_locusts_and_agree_with_the_json_and_the_target() {
         .map(|r| r[3].parse::<u64>().unwrap())
         .sum();
     assert_eq!(occurrences, summary["total"]["failures"].as_u64().unwrap());
-    let first_seen: u64 = failures[1][4].parse().unwrap();
-    let last_seen: u64 = failures[1][5].parse().unwrap();
-    assert!(first_seen <= last_seen);
+    // ISO-8601 UTC, as Locust: the same width, so text order is time order.
+    assert!(failures[1][4] <= failures[1][5], "{failures:?}");
     assert_eq!(
-        first_seen,
-        json_failures[0]["first_seen_ms"].as_u64().unwrap() / 1000
+        failures[1][4],
+        blast_control::csv::utc_timestamp(json_failures[0]["first_seen_ms"].as_u64().unwrap())
     );
 
     // Exceptions: the script error, its location as the traceback.
@@ -204,6 +204,10 @@ fn csv_files_are_locusts_and_agree_with_the_json_and_the_target() {
         timestamps.windows(2).all(|w| w[0] <= w[1]),
         "{timestamps:?}"
     );
+    // One Aggregated row a second: the last report, within the second of
+    // the one before, replaced its rows instead of adding a second set.
+    let seconds: Vec<u64> = aggregated.iter().map(|r| r[0].parse().unwrap()).collect();
+    assert!(seconds.windows(2).all(|w| w[0] < w[1]), "{seconds:?}");
     let entry_rows = history[1..].iter().filter(|r| !r[2].is_empty()).count();
     assert!(
         entry_rows >= 2,
@@ -213,4 +217,7 @@ fn csv_files_are_locusts_and_agree_with_the_json_and_the_target() {
         assert_eq!(row.len(), 24);
         assert_eq!(row[2].is_empty(), row[3] == "Aggregated", "{row:?}");
     }
+
+    // And as the files Locust itself wrote for a run like this one.
+    super::locust_fixtures::assert_like_locusts(&prefix, "full");
 }

@@ -160,7 +160,8 @@ fn the_html_report_draws_its_charts_in_chromium() {
             "--only-summary",
         ],
     );
-    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    // MIXED fails requests and raises script errors on purpose: exit 1.
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
     target.stop();
 
     // Self-contained: nothing to fetch, and a policy that forbids fetching.
@@ -260,4 +261,51 @@ fn the_report_of_a_corrected_open_run_that_stopped_early_in_chromium() {
             ("lateness p99", [0xbc, 0xbd, 0x22]),
         ],
     );
+}
+
+#[test]
+fn a_run_whose_stages_fix_its_length_says_so_not_until_stopped() {
+    let _one = exclusive();
+    let target = start_target(None);
+    let scratch = Scratch::new();
+    let scenario = scratch.file("clean.rhai", CLEAN);
+    let url = format!("http://{}", target.addr());
+    let report = scratch.path("run.html");
+    let json = scratch.path("run.json");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "-s",
+            scenario.to_str().unwrap(),
+            "-H",
+            &url,
+            "--cores",
+            "1",
+            "--html",
+            report.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        blast_in(scratch.dir.path(), &[], &args)
+    };
+    for (extra, planned) in [
+        (&["--stages", "1s:2,1s:1"][..], "for 2s (the stages)"),
+        (&["--iterations", "3"][..], "for 3 iterations"),
+    ] {
+        let ran = run(extra);
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        let first = ran.stderr.lines().next().unwrap();
+        assert!(first.ends_with(&format!(" {planned}")), "{first}");
+        assert!(!ran.stderr.contains("Ctrl-C"), "{}", ran.stderr);
+        assert_eq!(read_json(&json)["parameters"]["planned"], planned);
+        // The report shows the summary's words, and has no "until stopped".
+        let html = std::fs::read_to_string(&report).unwrap();
+        assert!(
+            html.contains(&format!("\"planned\":\"{planned}\"")),
+            "{planned}"
+        );
+        assert!(html.contains("[\"planned run time\", p.planned]"));
+        assert!(!html.contains("until stopped"));
+    }
 }

@@ -68,13 +68,29 @@ pub(super) fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Whole milliseconds, as the CSV writes a median or a percentile.
-pub(super) fn whole_ms(v: &serde_json::Value) -> String {
-    format!("{}", v.as_f64().unwrap().round() as u64)
+/// A percentile as the CSV writes it: in Locust's buckets.
+pub(super) fn locust_ms(v: &serde_json::Value) -> String {
+    blast_control::csv::locust_bucket(v.as_f64().unwrap()).to_string()
+}
+
+/// The median as the CSV writes it: its bucket, clamped to the minimum and
+/// the maximum of `e` (a JSON endpoint), as Locust does.
+pub(super) fn locust_median(e: &serde_json::Value) -> String {
+    let median = blast_control::csv::locust_bucket(e["percentiles_ms"]["50"].as_f64().unwrap());
+    let (min, max) = (e["min_ms"].as_f64().unwrap(), e["max_ms"].as_f64().unwrap());
+    if median as f64 > max {
+        blast_control::csv::py_float(max)
+    } else if (median as f64) < min {
+        blast_control::csv::py_float(min)
+    } else {
+        median.to_string()
+    }
 }
 
 mod config;
 mod csv_files;
+mod files;
 mod html;
+mod locust_fixtures;
 mod synthetic;
 mod thresholds;

@@ -244,8 +244,8 @@ fn csv_files_of_a_run_with_drops_that_stopped_early() {
             "dropped iterations",
             "no user came free in time (open model)",
             "12",
-            "1700000005",
-            "1700000010"
+            "2023-11-14T22:13:25Z",
+            "2023-11-14T22:13:30Z"
         ]
     );
     let exceptions = String::from_utf8(blast_control::csv::exceptions_csv(&summary)).unwrap();

@@ -255,3 +255,75 @@ fn bad_thresholds_stop_the_run_before_it_starts_pointing_at_the_bad_part() {
         ran.stderr
     );
 }
+
+#[test]
+fn failed_requests_or_script_errors_exit_1_unless_told_otherwise() {
+    let _one = exclusive();
+    let target = start_target(None);
+    let scratch = Scratch::new();
+    let url = format!("http://{}", target.addr());
+    let run = |source: &str, extra: &[&str]| {
+        let scenario = scratch.file("s.rhai", source);
+        let mut args = vec![
+            "run",
+            "-s",
+            scenario.to_str().unwrap(),
+            "-H",
+            &url,
+            "--iterations",
+            "6",
+            "--cores",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        blast_in(scratch.dir.path(), &[], &args)
+    };
+    // Every iteration: one request passes, one fails (HTTP 500).
+    let failing = r#"user("U", #{ tasks: [Fn("t")] });
+fn t() { http::get("/"); http::get("/status/500"); }
+"#;
+    // As Locust's --exit-code-on-error, which defaults to 1.
+    let ran = run(failing, &[]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("exit code 1 (--exit-code-on-error"),
+        "{}",
+        ran.stderr
+    );
+    let ran = run(failing, &["--exit-code-on-error", "0"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    // Some requests got through: no word of failing to connect.
+    assert!(!ran.stderr.contains("failed to connect"), "{}", ran.stderr);
+    // A script error alone, every request passing, is an error too.
+    let only_script_errors = r#"user("U", #{ tasks: [Fn("t")] });
+fn t() { http::get("/"); throw "boom"; }
+"#;
+    let ran = run(only_script_errors, &[]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("0 requests failed, 6 script errors"),
+        "{}",
+        ran.stderr
+    );
+    // Every request refused: 1, not 0.
+    let scenario = scratch.file("clean.rhai", CLEAN);
+    let refused = blast_in(
+        scratch.dir.path(),
+        &[],
+        &[
+            "run",
+            "-s",
+            scenario.to_str().unwrap(),
+            "-H",
+            "http://127.0.0.1:9",
+            "--iterations",
+            "3",
+            "--cores",
+            "1",
+        ],
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    // A clean run still exits 0.
+    let ran = run(CLEAN, &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}

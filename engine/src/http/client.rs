@@ -3,13 +3,16 @@
 //! to have been closed by the server.
 
 use std::cell::RefCell;
+use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use blast_proto::FailureKind;
 
-use super::connection::{Connection, ExchangeError, IoBufs, Stream, io_failure};
+use super::connection::{
+    Connection, ExchangeError, HandshakeError, IoBufs, Stream, io_failure, tls_handshake,
+};
 use super::origin::{Origin, Origins, Scheme};
 use super::{CookieJar, Limits, Request, ResponseHead, is_redirect, write_request};
 use crate::runtime::{self, Signal};
@@ -142,7 +145,7 @@ impl HttpClient {
                     async {
                         runtime::with_timeout(timeout, shared.look_up(req.origin))
                             .await
-                            .unwrap_or(Err(FailureKind::ConnectTimeout))
+                            .unwrap_or(Err(FailureKind::Timeout))
                     },
                     async {
                         shared.hard_stop.wait().await;
@@ -283,7 +286,7 @@ impl HttpClient {
             }
             None => {
                 response.failure = Some(if connecting.get() {
-                    FailureKind::ConnectTimeout
+                    FailureKind::ConnectTimeout(origin.addr)
                 } else {
                     FailureKind::Timeout
                 });
@@ -301,21 +304,26 @@ async fn open(
     origin: &Origin,
     limit: Duration,
 ) -> Result<Connection, FailureKind> {
-    let tcp = runtime::connect(origin.addr, limit)
-        .await
-        .map_err(|e| match io_failure(&e) {
-            FailureKind::Timeout => FailureKind::ConnectTimeout,
-            _ => FailureKind::Connect,
-        })?;
+    let addr = origin.addr;
+    let tcp =
+        runtime::connect(addr, limit)
+            .await
+            .map_err(|e| match (e.kind(), io_failure(&e)) {
+                (io::ErrorKind::ConnectionRefused, _) => FailureKind::Refused(addr),
+                (_, FailureKind::Timeout) => FailureKind::ConnectTimeout(addr),
+                _ => FailureKind::Connect(addr),
+            })?;
     let stream = match origin.scheme {
         Scheme::Http => Stream::Plain(tcp),
         Scheme::Https => {
             let connector = shared.tls()?;
             let name = origin.server_name().map_err(|_| FailureKind::Tls)?;
-            let tls = connector
-                .connect(name, tcp)
+            let tls = tls_handshake(&connector, name, tcp)
                 .await
-                .map_err(|_| FailureKind::Tls)?;
+                .map_err(|e| match e {
+                    HandshakeError::PlainHttp => FailureKind::TlsGotPlainHttp(addr),
+                    HandshakeError::Other => FailureKind::Tls,
+                })?;
             Stream::Tls(Box::new(tls))
         }
     };

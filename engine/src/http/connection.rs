@@ -6,9 +6,11 @@
 //! per-shard pool ([`IoBufs`]) for the length of one exchange.
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use blast_proto::{FailureKind, Method};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{BodyProgress, CodecError, Limits, ResponseParser};
 use crate::runtime::TcpStream;
@@ -16,7 +18,104 @@ use crate::runtime::TcpStream;
 /// The byte stream under a connection.
 pub(crate) enum Stream {
     Plain(TcpStream),
-    Tls(Box<futures_rustls::client::TlsStream<TcpStream>>),
+    Tls(Box<futures_rustls::client::TlsStream<FirstBytes>>),
+}
+
+/// How many of the server's first bytes [`FirstBytes`] keeps: enough for
+/// `HTTP/1.`.
+const FIRST_BYTES: usize = 7;
+
+/// A TCP stream that keeps the first bytes the server sent, so that a
+/// failed TLS handshake can tell a server that answered in plain HTTP
+/// (`https://` to a plain-HTTP port) from other failures. Past those
+/// bytes, a read costs one comparison more.
+pub(crate) struct FirstBytes {
+    inner: TcpStream,
+    first: [u8; FIRST_BYTES],
+    kept: usize,
+}
+
+impl FirstBytes {
+    pub(crate) fn new(inner: TcpStream) -> FirstBytes {
+        FirstBytes {
+            inner,
+            first: [0; FIRST_BYTES],
+            kept: 0,
+        }
+    }
+}
+
+/// Whether the first bytes a server sent are an HTTP/1.x response.
+pub(crate) fn is_plain_http(first: &[u8]) -> bool {
+    first.starts_with(b"HTTP/1.")
+}
+
+/// The TLS handshake over `tcp`; when it fails, whether the server
+/// answered in plain HTTP.
+pub(crate) async fn tls_handshake(
+    connector: &futures_rustls::TlsConnector,
+    name: rustls::pki_types::ServerName<'static>,
+    tcp: TcpStream,
+) -> Result<futures_rustls::client::TlsStream<FirstBytes>, HandshakeError> {
+    // Fallible: a failed handshake gives the stream back, with the bytes
+    // the server sent first.
+    match connector
+        .connect(name, FirstBytes::new(tcp))
+        .into_fallible()
+        .await
+    {
+        Ok(tls) => Ok(tls),
+        Err((_, stream)) if is_plain_http(&stream.first[..stream.kept]) => {
+            Err(HandshakeError::PlainHttp)
+        }
+        Err(_) => Err(HandshakeError::Other),
+    }
+}
+
+/// Why a TLS handshake failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HandshakeError {
+    /// The server answered in plain HTTP.
+    PlainHttp,
+    /// Anything else (a bad certificate, a closed connection...).
+    Other,
+}
+
+impl AsyncRead for FirstBytes {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if this.kept < FIRST_BYTES
+            && let Poll::Ready(Ok(n)) = read
+        {
+            let take = n.min(FIRST_BYTES - this.kept);
+            this.first[this.kept..this.kept + take].copy_from_slice(&buf[..take]);
+            this.kept += take;
+        }
+        read
+    }
+}
+
+impl AsyncWrite for FirstBytes {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
 }
 
 impl Stream {
@@ -233,5 +332,19 @@ impl Connection {
         // Bytes after the response were not asked for (no pipelining): a
         // connection in that state cannot be trusted with the next request.
         Ok(bufs.parser.head().keep_alive && bufs.start == bufs.end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_http_answer_is_told_from_a_tls_record() {
+        assert!(is_plain_http(b"HTTP/1.1 400 Bad Request\r\n"));
+        assert!(is_plain_http(b"HTTP/1.0"));
+        // A TLS alert record, and too few bytes to tell.
+        assert!(!is_plain_http(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]));
+        assert!(!is_plain_http(b"HTTP/"));
     }
 }
