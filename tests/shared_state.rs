@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use crate::blast_cli::{Scratch, endpoint, exclusive, run_json, start_target, total_requests};
+use crate::blast_cli::{
+    Scratch, endpoint, exclusive, run_json, run_json_code, start_target, total_requests,
+};
 
 /// A copy of example `name` in `scratch` (a run writes its summary beside
 /// the scenario, which must not be in the repository).
@@ -174,12 +176,17 @@ fn an_error_in_the_request_hook_is_counted_and_changes_no_result() {
          fn on_request(req) {\n    if req.ok { throw `hook saw ${req.name}`; }\n}\n",
     );
     let url = format!("http://{}", target.addr());
-    let (_, summary) = run_json(
+    // The hook's errors are script errors: exit 1 (--exit-code-on-error).
+    // Whole tasks only, since the counts of a task's two requests are
+    // compared below.
+    let (_, summary) = run_json_code(
         &scenario,
         &url,
-        &["-u", "2", "-r", "10", "-t", "2s", "--cores", "1"],
+        &["-u", "2", "-r", "10", "--iterations", "20", "--cores", "1"],
+        1,
     );
     let total = total_requests(&summary);
+    assert_eq!(total, 40, "{summary:#}");
     assert_eq!(summary["total"]["failures"], 0, "{summary:#}");
     let errors = summary["errors"].as_array().unwrap();
     let count = |name: &str| {
