@@ -121,18 +121,26 @@ pub(crate) fn run_from(call: &NativeCallContext) {
     let Some(info) = take() else {
         return;
     };
-    let result = call.call_fn::<Dynamic>(ON_REQUEST, (Dynamic::from_map(info.into_map()),));
+    let mut req = Dynamic::from_map(info.into_map());
+    // Called as a method on the user's `this`, as its tasks are.
+    let result = match with_ctx(|c| c.this.clone()) {
+        Some(mut this) => call.call_fn_raw(ON_REQUEST, true, true, &mut [&mut this, &mut req]),
+        None => call.call_fn_raw(ON_REQUEST, false, false, &mut [&mut req]),
+    };
     leave(call.call_source().unwrap_or_default(), result);
 }
 
 /// Runs the hook for the latest finished request once a piece of work
-/// ended.
-pub(crate) fn run_after(engine: &Engine, ast: &AST, file: &str) {
+/// ended, with the user's `this`.
+pub(crate) fn run_after(engine: &Engine, ast: &AST, file: &str, this: &mut Dynamic) {
     let Some(info) = take() else {
         return;
     };
     // Not `call_fn`, which would run the top level again first.
-    let options = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+    let options = CallFnOptions::new()
+        .eval_ast(false)
+        .rewind_scope(true)
+        .bind_this_ptr(this);
     let result = engine.call_fn_with_options::<Dynamic>(
         options,
         &mut rhai::Scope::new(),
@@ -238,6 +246,33 @@ mod tests {
             user.resume(Resume::Woke),
             Step::Done(Outcome::Completed)
         ));
+    }
+
+    #[test]
+    fn the_hook_and_its_helpers_share_the_users_this() {
+        // Counted in `this` by the hook (mid-task and at the end of the
+        // task) and by a helper it calls the ordinary way; the task reads
+        // the counts.
+        let mut user = user_of(
+            "user(\"A\", #{ on_start: Fn(\"s\"), tasks: [Fn(\"t\")] });\n\
+             fn s() { this.seen = 0; this.helped = 0; }\n\
+             fn help() { this.helped += 1; }\n\
+             fn on_request(req) { this.seen += 1; help(); }\n\
+             fn t() { http::get(\"/a\"); http::get(\"/b\"); metric(`${this.seen} ${this.helped}`, 1); }\n",
+        );
+        assert!(matches!(user.start(Work::OnStart), Step::Done(_)));
+        let mut task = |expected: &str| {
+            assert!(matches!(user.start(Work::Task), Step::Request(_)));
+            assert!(matches!(user.resume(response(200, 0)), Step::Request(_)));
+            // /a's hook ran before /b went; /b's runs when the task ends.
+            assert_eq!(metric_name(user.resume(response(200, 0))), expected);
+            assert!(matches!(
+                user.resume(Resume::Woke),
+                Step::Done(Outcome::Completed)
+            ));
+        };
+        task("1 1");
+        task("3 3");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 use rhai::{AST, ASTNode, Dynamic, Engine, Expr, Module, Position, Stmt};
 
+use crate::request_hook::ON_REQUEST;
 use crate::shape::SHAPE_FUNCTION;
 use crate::user::with_ctx;
 
@@ -139,7 +140,9 @@ pub(crate) fn bind(engine: &mut Engine, ast: AST) -> (AST, Renamed) {
     let defined: HashSet<&str> = functions.keys().map(|(name, _)| name.as_str()).collect();
     let mut renamed = Renamed::default();
     for key in uses_this {
-        if !called.contains(&key) || key.0 == SHAPE_FUNCTION {
+        // The hooks blast calls by name bind `this` themselves
+        // (`request_hook`), so their names must stay theirs.
+        if !called.contains(&key) || key.0 == SHAPE_FUNCTION || key.0 == ON_REQUEST {
             continue;
         }
         let mut internal = format!("blast_this__{}", key.0);

@@ -470,6 +470,7 @@ impl ScriptUser {
                     &shared.compiled.engine,
                     &shared.compiled.ast,
                     &shared.file,
+                    &mut this,
                 );
             }
             (outcome, (this, value))
