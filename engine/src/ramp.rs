@@ -88,44 +88,93 @@ pub(crate) enum Change {
 /// every index of its own below both ends runs, none at or above both
 /// does. Between the ends, it follows the line, skipping users already
 /// there (going up) or already gone (going down).
-pub(crate) fn plan(
-    line: &RampLine,
-    live: &BTreeSet<u64>,
+///
+/// Lazy: a ramp to a huge count (a typo in `-u`, a shape's big number)
+/// costs memory and time only as its users come due, as users do.
+pub(crate) fn changes(
+    line: RampLine,
+    live: BTreeSet<u64>,
     index: u64,
     shards: u64,
-) -> Vec<(Instant, Change)> {
+) -> impl Iterator<Item = (Instant, Change)> {
     let (low, high) = (line.from.min(line.to), line.from.max(line.to));
-    let mut changes = Vec::new();
-    // Retire the newest first.
-    for &k in live.range(high..).rev() {
-        changes.push((line.at, Change::Retire(k)));
-    }
-    for k in (index..low).step_by(shards as usize) {
-        if !live.contains(&k) {
-            changes.push((line.at, Change::Spawn(k)));
-        }
-    }
-    let first = low + (index + shards - low % shards) % shards;
-    if line.to > line.from {
-        for k in (first..high).step_by(shards as usize) {
-            if !live.contains(&k) {
-                changes.push((line.due(k - line.from), Change::Spawn(k)));
-            }
-        }
+    let step = shards.max(1);
+    let at = line.at;
+    // Retire the newest first: those at or above both ends, at once.
+    let above: Vec<u64> = live.range(high..).rev().copied().collect();
+    let retire_above = above.into_iter().map(move |k| (at, Change::Retire(k)));
+    let live = std::rc::Rc::new(live);
+    let missing = live.clone();
+    let below = live.clone();
+    let spawn_below = (index..low)
+        .step_by(step as usize)
+        .filter(move |k| !below.contains(k))
+        .map(move |k| (at, Change::Spawn(k)));
+    // The shard's own indices in [low, high), from the first.
+    let first = low + (index + step - low % step) % step;
+    let up = line.to > line.from;
+    // Going up, each index not yet running; going down, the users that
+    // run there, the newest first (only as many as the shard has).
+    let spawn_along = std::iter::successors((up && first < high).then_some(first), move |&k| {
+        k.checked_add(step).filter(|&next| next < high)
+    })
+    .filter(move |k| !live.contains(k))
+    .map(move |k| (line.due(k - line.from), Change::Spawn(k)));
+    let retire_along: Vec<u64> = if up {
+        Vec::new()
     } else {
-        let mine: Vec<u64> = (first..high).step_by(shards as usize).collect();
-        for &k in mine.iter().rev() {
-            if live.contains(&k) {
-                changes.push((line.due(line.from - 1 - k), Change::Retire(k)));
-            }
-        }
-    }
-    changes
+        missing
+            .range(first.min(high)..high)
+            .rev()
+            .filter(|&&k| k % step == index % step)
+            .copied()
+            .collect()
+    };
+    let retire_along = retire_along
+        .into_iter()
+        .map(move |k| (line.due(line.from - 1 - k), Change::Retire(k)));
+    let along = spawn_along.chain(retire_along);
+    retire_above.chain(spawn_below).chain(along)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ramp_to_a_huge_count_is_planned_as_it_goes() {
+        let t0 = Instant::now();
+        // 10^12 users at 10/s: the first changes come at once, without
+        // the rest being planned (which would take terabytes).
+        let first: Vec<_> = changes(line(0, 1_000_000_000_000, 10.0, t0), BTreeSet::new(), 1, 2)
+            .take(3)
+            .collect();
+        assert_eq!(
+            first,
+            [
+                (t0 + secs(0.1), Change::Spawn(1)),
+                (t0 + secs(0.3), Change::Spawn(3)),
+                (t0 + secs(0.5), Change::Spawn(5)),
+            ]
+        );
+        // Down from a huge position, only the users the shard runs.
+        let live: BTreeSet<u64> = [0, 2, 4].into();
+        let down: Vec<_> = changes(line(1_000_000_000_000, 0, 10.0, t0), live, 0, 2).collect();
+        assert_eq!(
+            down.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
+            [Change::Retire(4), Change::Retire(2), Change::Retire(0)]
+        );
+    }
+
+    /// [`changes`], all of them.
+    fn plan(
+        line: &RampLine,
+        live: &BTreeSet<u64>,
+        index: u64,
+        shards: u64,
+    ) -> Vec<(Instant, Change)> {
+        changes(*line, live.clone(), index, shards).collect()
+    }
 
     fn secs(s: f64) -> Duration {
         Duration::from_secs_f64(s)

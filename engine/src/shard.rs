@@ -14,7 +14,7 @@ use blast_proto::StatsDelta;
 
 use crate::drive::drive;
 use crate::http::{ClientShared, HttpClient, Limits, Origins};
-use crate::ramp::{Change, RampLine, plan};
+use crate::ramp::{self, Change, RampLine};
 use crate::runtime::{self, Signal, Task};
 use crate::stats::ShardStats;
 use crate::user::{Outcome, ScenarioBuilder, ShardScenario, TestHook, VirtualUser, Wait, Work};
@@ -405,20 +405,36 @@ async fn report_loop(shard: Rc<Shard>, reports: flume::Sender<ShardReport>) {
 /// time it is due, then says the ramp is done.
 async fn run_ramp(shard: Rc<Shard>, id: u64, lines: Vec<(Group, RampLine)>, counted: Ramping) {
     let (index, shards) = (shard.index as u64, shard.settings.shards as u64);
-    let mut changes: Vec<(Instant, Group, Change)> = Vec::new();
-    for (group, line) in &lines {
-        let live: BTreeSet<u64> = shard
-            .users
-            .borrow()
-            .range((*group, 0)..=(*group, u64::MAX))
-            .map(|((_, k), _)| *k)
-            .collect();
-        let planned = plan(line, &live, index, shards);
-        changes.extend(planned.into_iter().map(|(due, c)| (due, *group, c)));
-    }
-    // The groups' lines start together and interleave by due time.
-    changes.sort_by_key(|(due, ..)| *due);
-    for (due, group, change) in changes {
+    // One lazy stream of changes per group, each in due order.
+    let mut streams: Vec<_> = lines
+        .iter()
+        .map(|(group, line)| {
+            let live: BTreeSet<u64> = shard
+                .users
+                .borrow()
+                .range((*group, 0)..=(*group, u64::MAX))
+                .map(|((_, k), _)| *k)
+                .collect();
+            let group = *group;
+            ramp::changes(*line, live, index, shards)
+                .map(move |(due, change)| (due, group, change))
+                .peekable()
+        })
+        .collect();
+    // The groups' lines start together and interleave by due time: take
+    // the earliest head each time (there are only as many as user types).
+    loop {
+        let next = streams
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| s.peek().map(|(due, ..)| (*due, i)))
+            .min();
+        let Some((_, i)) = next else {
+            break;
+        };
+        let Some((due, group, change)) = streams[i].next() else {
+            break;
+        };
         runtime::sleep_until(due).await;
         if shard.stopping.fired() || shard.end.get().is_some_and(|end| due >= end) {
             return;
