@@ -7,8 +7,8 @@
 #   scripts/bench-vs-build.sh --ref HEAD~3 --pairs 7 --duration 15
 #   scripts/bench-vs-build.sh --ref main --scenario benches/scenarios/rich.rhai
 #
-# The reference is built in release mode from a temporary git worktree (the
-# same cargo target dir, so only blast's own crates build twice). nginx
+# The reference is built in release mode from a temporary git worktree, in
+# its own target dir (TARGET/bench-ref, kept for the next run). nginx
 # (`worker_processes 1`, `return 200`) is pinned to the first CPU of this
 # process's affinity list, each blast (`--cores 1`, 64 users) to the second.
 # The two alternate (reference first in odd pairs, this tree first in even
@@ -71,16 +71,16 @@ worktree="$tmp/ref"
 trap 'status=$?; git worktree remove --force "$worktree" >/dev/null 2>&1 || true; (exit $status); cleanup' EXIT
 
 build_blast
+cp "$blast" "$tmp/blast-new"
 say "building the reference $ref (git worktree in $worktree)"
 git worktree add --detach --quiet "$worktree" "$ref" || die "cannot check out $ref"
-target_dir=${CARGO_TARGET_DIR:-$root/target}
-(cd "$worktree" && CARGO_TARGET_DIR="$target_dir" cargo build --release >&2) ||
+# A target dir of its own: cargo names a workspace's own crates' artifacts
+# by their place in the workspace, so two checkouts in one target dir
+# overwrite each other's. Kept between runs, so a later run builds less.
+ref_target=${CARGO_TARGET_DIR:-$root/target}/bench-ref
+(cd "$worktree" && CARGO_TARGET_DIR="$ref_target" cargo build --release >&2) ||
     die "cargo build --release of $ref failed"
-cp "$target_dir/release/blast" "$tmp/blast-ref"
-# The reference build overwrote the binary: build this tree again (only
-# blast's own crates).
-build_blast
-cp "$blast" "$tmp/blast-new"
+cp "$ref_target/release/blast" "$tmp/blast-ref"
 
 nginx_logging="log_format bench '\$request_method \$uri \$status';
     access_log \"$tmp/nginx/access.log\" bench buffer=64k flush=1s;"
