@@ -356,7 +356,8 @@ fn threshold_error(e: ThresholdError) -> anyhow::Error {
 /// or a shard failed, the node was lost), else 3 when a threshold failed (or stopped
 /// the run), else 4 when a stop condition or `stop_test()` stopped it
 /// early, else `exit_code_on_error` ([`EXIT_ON_ERROR_DEFAULT`] when not
-/// given) when a request failed or the script raised an error, else 0.
+/// given) when a request failed (other than cut by blast at the end:
+/// `stopped`) or the script raised an error, else 0.
 pub fn exit_code(outcome: &RunOutcome, exit_code_on_error: Option<u8>) -> i32 {
     let summary = &outcome.summary;
     if outcome.failed.is_some() {
@@ -368,7 +369,14 @@ pub fn exit_code(outcome: &RunOutcome, exit_code_on_error: Option<u8>) -> i32 {
     if summary.stopped_early {
         return EXIT_STOPPED_EARLY;
     }
-    if summary.total.failures > 0 || !summary.errors.is_empty() {
+    // Requests blast cut itself at the end (`--stop-timeout`) are counted
+    // as `stopped`, but neither the target nor the script failed them.
+    let stopped = blast_proto::FailureKind::Stopped.to_string();
+    let failed = summary
+        .failures
+        .iter()
+        .any(|f| f.error != stopped && f.occurrences > 0);
+    if failed || !summary.errors.is_empty() {
         i32::from(exit_code_on_error.unwrap_or(EXIT_ON_ERROR_DEFAULT))
     } else {
         EXIT_OK

@@ -326,4 +326,42 @@ fn t() { http::get("/"); throw "boom"; }
     // A clean run still exits 0.
     let ran = run(CLEAN, &[]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
+    // Requests blast cuts itself at the end (--stop-timeout) are counted
+    // as `stopped`, but failed nothing: 0.
+    let slow = scratch.file(
+        "slow.rhai",
+        "user(\"U\", #{ tasks: [Fn(\"t\")] });\nfn t() { http::get(\"/delay/30000\"); }\n",
+    );
+    let json = scratch.path("slow.json");
+    let cut = blast_in(
+        scratch.dir.path(),
+        &[],
+        &[
+            "run",
+            "-s",
+            slow.to_str().unwrap(),
+            "-H",
+            &url,
+            "-u",
+            "2",
+            "-r",
+            "100",
+            "-t",
+            "1s",
+            "--stop-timeout",
+            "0s",
+            "--cores",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(cut.code, 0, "{}", cut.stderr);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(summary["total"]["failures"], 2, "{summary:#}");
+    assert_eq!(
+        summary["failures"][0]["error"], "stopped before the response arrived",
+        "{summary:#}"
+    );
 }
