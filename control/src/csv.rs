@@ -8,7 +8,8 @@
 //!   [`REWRITE_INTERVAL`] and at the end, so a crash mid-run leaves data.
 //! - `PREFIX_stats_history.csv`: appended once per report (every second):
 //!   the `Aggregated` row, and every entry's row with `--csv-full-history`;
-//!   a report within the same second as the one before replaces its rows.
+//!   the run's last report, within the same second as the one before,
+//!   replaces that one's rows.
 //! - `PREFIX_failures.csv`, `PREFIX_exceptions.csv`: failures (and
 //!   dropped iterations, as one more row) and script errors (and, when the
 //!   run stopped early, a row that says why), rewritten like the stats
@@ -415,7 +416,7 @@ pub struct CsvReport {
     history: csv::Writer<File>,
     /// The second of the last history rows written and the offset where
     /// they start, in a history file that can be cut back (a regular
-    /// file): a report within the same second replaces them.
+    /// file): the run's last report, within their second, replaces them.
     last_rows: Option<(u64, u64)>,
 }
 
@@ -477,16 +478,18 @@ impl CsvReport {
         })
     }
 
-    /// Appends the history rows for the report cut at `at_ms`, in place of
-    /// the last ones when they are of the same second (as Locust, one row
-    /// per entry and second: the run's last report often comes within the
-    /// second of the one before).
-    pub fn append_history(&mut self, stats: &RunStats, at_ms: u64) -> io::Result<()> {
+    /// Appends the history rows for the report cut at `at_ms`. The run's
+    /// `last` report (cut when it stops, often within the second of the one
+    /// before) takes the place of the rows of that second rather than write
+    /// a second row for it; any other report gets rows of its own, even
+    /// when jitter puts two in one Unix second, since each is a second of
+    /// the run.
+    pub fn append_history(&mut self, stats: &RunStats, at_ms: u64, last: bool) -> io::Result<()> {
         let timestamp = at_ms / 1000;
         // Flushed after every report: the writer holds no bytes.
         let mut file: &File = self.history.get_ref();
         let start = match self.last_rows {
-            Some((second, start)) if second == timestamp => {
+            Some((second, start)) if last && second == timestamp => {
                 file.set_len(start)?;
                 file.seek(SeekFrom::Start(start))?;
                 Some(start)

@@ -212,7 +212,7 @@ fn history_appends_one_aggregated_row_per_report_or_every_entry() {
                 ..Default::default()
             });
             report
-                .append_history(&stats, 1_700_000_000_000 + seq * 1000)
+                .append_history(&stats, 1_700_000_000_000 + seq * 1000, false)
                 .unwrap();
         }
         let text = std::fs::read_to_string(&CsvReport::paths(&prefix)[1]).unwrap();
@@ -242,7 +242,9 @@ fn history_rows_keep_the_corrected_figures() {
     let prefix = dir.join("corrected");
     let mut report = CsvReport::create(&prefix, true).unwrap();
     let stats = crate::summary::tests::open_run();
-    report.append_history(&stats, 1_700_000_002_000).unwrap();
+    report
+        .append_history(&stats, 1_700_000_002_000, false)
+        .unwrap();
     let text = std::fs::read_to_string(&CsvReport::paths(&prefix)[1]).unwrap();
     let rows = records_of(text.as_bytes());
     assert_eq!(rows[0], HISTORY_HEADER);
@@ -371,15 +373,23 @@ fn locust_buckets_round_as_python_does() {
 }
 
 #[test]
-fn a_report_within_the_same_second_replaces_the_history_rows_of_that_second() {
+fn only_the_last_report_replaces_the_history_rows_of_its_second() {
     let dir = tempfile_dir();
     for full in [false, true] {
         let prefix = dir.join(if full { "full" } else { "agg" });
         let mut report = CsvReport::create(&prefix, full).unwrap();
         let mut stats = RunStats::default();
-        // Reports at 1.0 s, 2.0 s and 2.9 s (the run's last, within the
-        // second of the one before), then 3.0 s.
-        for (seq, at_ms) in [1000u64, 2000, 2900, 3000].into_iter().enumerate() {
+        // Reports at 1.0 s, 2.0 s, 2.999 s (jitter: the same Unix second,
+        // but a second of the run of its own), 3.0 s, and 3.9 s (the run's
+        // last, within the second of the one before).
+        let reports = [
+            (1000u64, false),
+            (2000, false),
+            (2999, false),
+            (3000, false),
+            (3900, true),
+        ];
+        for (seq, (at_ms, last)) in reports.into_iter().enumerate() {
             let mut a = EntryDelta::new(EntryKey {
                 method: Method::Get,
                 name: "/a".into(),
@@ -390,10 +400,11 @@ fn a_report_within_the_same_second_replaces_the_history_rows_of_that_second() {
                 at_ms: 1_700_000_000_000 + at_ms,
                 entries: vec![a],
                 users: 1,
+                last,
                 ..Default::default()
             });
             report
-                .append_history(&stats, 1_700_000_000_000 + at_ms)
+                .append_history(&stats, 1_700_000_000_000 + at_ms, last)
                 .unwrap();
         }
         let rows = records_of(&std::fs::read(&CsvReport::paths(&prefix)[1]).unwrap());
@@ -406,12 +417,13 @@ fn a_report_within_the_same_second_replaces_the_history_rows_of_that_second() {
             aggregated,
             [
                 ("1700000001", "1"),
+                ("1700000002", "2"),
                 ("1700000002", "3"),
-                ("1700000003", "4")
+                ("1700000003", "5")
             ],
             "full history: {full}"
         );
-        assert_eq!(rows.len(), 1 + 3 * if full { 2 } else { 1 });
+        assert_eq!(rows.len(), 1 + 4 * if full { 2 } else { 1 });
     }
     let _ = std::fs::remove_dir_all(dir);
 }

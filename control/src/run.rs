@@ -292,7 +292,9 @@ pub(crate) fn run(
                         "the load generator is over 90% busy: it, not the target, may be the bottleneck (use more --cores or nodes)"
                     );
                 }
-                write_csv(&mut csv_report, |r| r.append_history(&stats, delta.at_ms));
+                write_csv(&mut csv_report, |r| {
+                    r.append_history(&stats, delta.at_ms, delta.last)
+                });
                 if let Some(reason) = stop_on.observe(&delta, started.elapsed()) {
                     requested.get_or_insert(Stop::Early(format!("stop condition: {reason}")));
                 }
@@ -359,7 +361,9 @@ pub(crate) fn run(
                     log::warn!("{w}");
                 }
                 warn_if_nothing_connects(&mut connect_judged, &stats);
-                write_csv(&mut csv_report, |r| r.append_history(&stats, delta.at_ms));
+                write_csv(&mut csv_report, |r| {
+                    r.append_history(&stats, delta.at_ms, delta.last)
+                });
                 if delta.last {
                     break;
                 }
