@@ -140,9 +140,14 @@ pub(crate) fn bind(engine: &mut Engine, ast: AST) -> (AST, Renamed) {
     let defined: HashSet<&str> = functions.keys().map(|(name, _)| name.as_str()).collect();
     let mut renamed = Renamed::default();
     for key in uses_this {
-        // The hooks blast calls by name bind `this` themselves
-        // (`request_hook`), so their names must stay theirs.
-        if !called.contains(&key) || key.0 == SHAPE_FUNCTION || key.0 == ON_REQUEST {
+        // Every function that needs `this` is renamed, also those only
+        // called as methods (`this.login()`): a method call holds `this`
+        // borrowed for the whole call, so the helpers inside it must reach
+        // the value through the method wrapper below, not through the
+        // user's shared map. The hooks blast calls by name bind `this`
+        // themselves (`request_hook`), so their names stay theirs.
+        let _ = &called;
+        if key.0 == SHAPE_FUNCTION || key.0 == ON_REQUEST {
             continue;
         }
         let mut internal = format!("blast_this__{}", key.0);
@@ -162,7 +167,37 @@ pub(crate) fn bind(engine: &mut Engine, ast: AST) -> (AST, Renamed) {
         }
         module.set_script_fn(def);
     }
+    let arities: HashSet<FnKey> = functions.keys().cloned().collect();
     for ((name, arity), internal) in &renamed.0 {
+        // `x.name(args)`: the method form, when no function of the script
+        // takes one argument more under that name (Rhai could not tell
+        // the two apart).
+        if !arities.contains(&(name.clone(), arity + 1)) {
+            let internal = internal.clone();
+            engine.register_raw_fn(
+                name.as_str(),
+                vec![TypeId::of::<Dynamic>(); arity + 1],
+                move |call, args| {
+                    // The caller holds its `this` (often the user's shared
+                    // map, locked for the call): move the value out into a
+                    // map of its own, which the helpers called inside reach
+                    // as the running `this`, and back when the call ends.
+                    let Some((target, rest)) = args.split_first_mut() else {
+                        return call.call_fn_raw(&internal, false, false, args);
+                    };
+                    let mut this = std::mem::take(&mut **target).into_shared();
+                    let result = {
+                        let _running = RunningThis::enter(this.clone());
+                        let mut all: Vec<&mut Dynamic> = Vec::with_capacity(rest.len() + 1);
+                        all.push(&mut this);
+                        all.extend(rest.iter_mut().map(|a| &mut **a));
+                        call.call_fn_raw(&internal, true, true, &mut all)
+                    };
+                    **target = this.flatten();
+                    result
+                },
+            );
+        }
         let internal = internal.clone();
         engine.register_raw_fn(
             name.as_str(),
@@ -181,6 +216,24 @@ pub(crate) fn bind(engine: &mut Engine, ast: AST) -> (AST, Renamed) {
     let source = ast.source().unwrap_or_default().to_string();
     let bound = AST::new_with_source(ast.statements().to_vec(), module, source);
     (bound, renamed)
+}
+
+/// While it lives, `value` is the running user's `this` for the helpers
+/// called the ordinary way; the previous one is back when it drops (also
+/// when a panic unwinds through it).
+struct RunningThis(Option<Dynamic>);
+
+impl RunningThis {
+    fn enter(value: Dynamic) -> RunningThis {
+        RunningThis(with_ctx(|c| c.this.replace(value)))
+    }
+}
+
+impl Drop for RunningThis {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        with_ctx(|c| c.this = previous);
+    }
 }
 
 #[cfg(test)]
@@ -239,6 +292,30 @@ mod tests {
             Step::Done(Outcome::Completed)
         ));
         assert_eq!(first_path(&mut other, Work::Task), "/n/12/15/15/3");
+    }
+
+    #[test]
+    fn helpers_inside_a_method_call_on_this_see_the_same_this() {
+        // `this.login()` holds the user's map for the call; `auth()` and
+        // `remember()` inside it, a method call beside an ordinary one,
+        // and a method call on another map all work, and what they change
+        // stays in the user's map.
+        let shard = shard(
+            "user(\"A\", #{ on_start: Fn(\"start\"), tasks: [Fn(\"t\")] });\n\
+             fn start() { this.login(); }\n\
+             fn login() { this.token = \"tk\"; remember(1); this.remember(2); http::get(`/me/${auth()}`); }\n\
+             fn auth() { `${this.token}-${this.last}` }\n\
+             fn remember(n) { this.last = n; }\n\
+             fn t() { let obj = #{ last: 0 }; obj.remember(3); http::get(`/t/${this.token}/${this.last}/${obj.last}`); }\n",
+        )
+        .unwrap();
+        let mut user = shard.new_user(0);
+        assert_eq!(first_path(&mut user, Work::OnStart), "/me/tk-2");
+        assert!(matches!(
+            user.resume(blast_engine::Resume::Response(Box::default())),
+            Step::Done(Outcome::Completed)
+        ));
+        assert_eq!(first_path(&mut user, Work::Task), "/t/tk/2/3");
     }
 
     #[test]
