@@ -49,9 +49,16 @@ impl Bodies {
             ranges: ast
                 .iter_fn_def()
                 .map(|f| {
+                    // A closure without braces (`|r| r.id`) has no end
+                    // position: its body ends at its last node.
+                    let end = if f.body.end_position().is_none() {
+                        last_position(f)
+                    } else {
+                        f.body.end_position()
+                    };
                     (
                         f.body.start_position(),
-                        f.body.end_position(),
+                        end,
                         (f.name.to_string(), f.params.len()),
                     )
                 })
@@ -70,6 +77,25 @@ impl Bodies {
             .max_by_key(|(_, (start, _, _))| *start)
             .map(|(i, _)| i)
     }
+}
+
+/// The furthest position of any node in function `f`'s body (its start
+/// when it has none): walked as an AST of its own, since a body cannot be
+/// reached otherwise.
+fn last_position(f: &rhai::ScriptFuncDef) -> Position {
+    let mut last = f.body.start_position();
+    let mut module = Module::new();
+    module.set_script_fn(f.clone());
+    AST::new(Vec::new(), module).walk(&mut |nodes: &[ASTNode]| {
+        if let Some(pos) = nodes.last().map(ASTNode::position)
+            && !pos.is_none()
+            && (last.is_none() || pos > last)
+        {
+            last = pos;
+        }
+        true
+    });
+    last
 }
 
 /// Whether a function's body uses `this`, and the functions it calls the

@@ -151,6 +151,21 @@ pub(crate) fn find(ast: &AST, known: &HashSet<String>) -> Option<Typo> {
     let bodies = Bodies::of(ast);
     let bindings = bindings(ast, &bodies);
     let script_functions: HashSet<&str> = ast.iter_fn_def().map(|f| f.name.as_str()).collect();
+    // Names a map may hold a function under (`#{ f: Fn("g") }`, `o.f = ...`):
+    // `o.f()` calls it, as Rhai's object maps allow.
+    let mut members: HashSet<String> = HashSet::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(ASTNode::Expr(Expr::Map(map, _))) => {
+                members.extend(map.0.iter().map(|(key, _)| key.name.to_string()));
+            }
+            Some(ASTNode::Expr(Expr::Property(property, _))) => {
+                members.insert(property.2.to_string());
+            }
+            _ => {}
+        }
+        true
+    });
     let mut found: Option<Typo> = None;
     ast.walk(&mut |path: &[ASTNode]| {
         let typo = match path.last() {
@@ -194,7 +209,7 @@ pub(crate) fn find(ast: &AST, known: &HashSet<String>) -> Option<Typo> {
                 }
             }
             Some(ASTNode::Expr(Expr::MethodCall(call, pos)))
-                if !known.contains(call.name.as_str()) =>
+                if !known.contains(call.name.as_str()) && !members.contains(call.name.as_str()) =>
             {
                 let name = call.name.as_str();
                 let hint = hint(name, known.iter().map(String::as_str));
@@ -259,8 +274,10 @@ mod tests {
                 "s.rhai:2:36: unknown request option \"jsn\" (did you mean json?)",
             ),
             (
-                "fn t() { let o = #{ f: Fn(\"g\") }; o.f(); }\nfn g() { }",
-                "s.rhai:2:37: unknown method f()",
+                // After a closure without braces, the function's own
+                // statements are still its own.
+                "fn t() { let r = http::get(\"/\"); let x = [1].map(|v| v + 1); r.stauts; }",
+                "s.rhai:2:64: a response has no property \"stauts\"",
             ),
             (
                 "fn t() { let row = #{}; row.to_jsno(); }",
@@ -286,8 +303,12 @@ mod tests {
             "fn t() { let options = #{ header: 1 }; let r = http::get(\"/\", options); }",
             "fn t() { http::get(\"/\", #{ headers: #{ heder: 1 }, query: #{ nmae: 2 } }); }",
             "fn t() { for r in [1] { r.stauts; } let r = http::get(\"/\"); }",
-            // A function kept in a map is called with call().
-            "fn t() { let o = #{ f: Fn(\"g\") }; call(o.f); }\nfn g() { }",
+            // A function kept in a map is called as its method, or with
+            // call().
+            "fn t() { let o = #{ f: Fn(\"g\") }; o.f(); call(o.f); }\nfn g() { }",
+            "fn t() { let o = #{}; o.f = Fn(\"g\"); o.f(); }\nfn g() { }",
+            // A closure without braces names its own parameter `r`.
+            "fn t() { let r = http::get(\"/items\"); let ids = r.json().map(|r| r.id); }",
         ] {
             if let Err(e) = check(body) {
                 panic!("{body}\n{e}");
