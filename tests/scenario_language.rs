@@ -897,6 +897,9 @@ fn t() {
     check(empty.ok && empty.data == (), "an empty body is fine");
     let bytes = http::rest("GET", "/bytes/10", #{ name: "not json" });
     check(!bytes.ok && bytes.data == (), "not json fails");
+    // A failure of its own is what counts, not that the body is not JSON.
+    let wrong = http::rest("GET", "/bytes/10", #{ name: "unexpected status", expect: [201] });
+    check(!wrong.ok, "its status fails it");
 }
 "#;
     let (summary, counts) = run_scenario_with_failures(
@@ -909,13 +912,16 @@ fn t() {
         assert_eq!(check["failed"], 0, "{check}");
         assert_eq!(check["passed"], 3, "{check}");
     }
-    assert_eq!(counts.path("/bytes/10"), 3);
+    assert_eq!(counts.path("/bytes/10"), 6);
     assert_eq!(
         failures(&summary),
-        vec![(
-            "not json".to_string(),
-            "response is not JSON: expected value at line 1 column 1".to_string(),
-            3
-        )]
+        vec![
+            (
+                "not json".to_string(),
+                "response is not JSON: expected value at line 1 column 1".to_string(),
+                3
+            ),
+            ("unexpected status".to_string(), "HTTP 200".to_string(), 3)
+        ]
     );
 }

@@ -401,7 +401,12 @@ fn send(
                 inner: Rc::new(*response),
                 seq,
             };
-            if rest && let Some(reason) = not_json(&response.inner) {
+            // A failure of its own (HTTP 401, a refused connection) says more
+            // than that its body is not JSON.
+            if rest
+                && response.ok
+                && let Some(reason) = not_json(&response.inner)
+            {
                 reclassify(call, &mut response, Some(reason))?;
             }
             Ok(response)
