@@ -925,3 +925,53 @@ fn t() {
         ]
     );
 }
+
+#[test]
+fn times_too_long_to_say_are_script_errors_at_their_place() {
+    let _one = exclusive();
+    let scratch = Scratch::new();
+    // Each task names one time no clock can add: a script error at its
+    // position (the user goes on), never a panic.
+    let source = r#"
+user("U", #{ sequential: true, tasks: [Fn("a"), Fn("b"), Fn("c"), Fn("d")] });
+fn a() { sleep(1e300); }
+fn b() { metric("m", 1e300); }
+fn c() { http::get("/", #{ timeout: 1e20 }); }
+fn d() { store::wait("k", 1e20); }
+"#;
+    let (summary, counts) = run_scenario_with_failures(
+        &scratch,
+        source,
+        &["--iterations", "8", "-u", "1", "-t", "30s", "--cores", "1"],
+    );
+    assert_eq!(counts.total, 0, "no request went");
+    let mut errors: Vec<(String, u64)> = summary["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let location = e["location"].as_str().unwrap();
+            let message = e["message"].as_str().unwrap();
+            assert!(message.contains("at most 1e9 seconds"), "{e}");
+            (
+                location
+                    .rsplit_once("scenario.rhai:")
+                    .unwrap()
+                    .1
+                    .to_string(),
+                e["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    errors.sort();
+    assert_eq!(
+        errors,
+        [
+            ("3:10".to_string(), 2),
+            ("4:10".to_string(), 2),
+            ("5:16".to_string(), 2),
+            ("6:17".to_string(), 2)
+        ],
+        "{summary:#}"
+    );
+}

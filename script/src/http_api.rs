@@ -5,7 +5,6 @@ use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use blast_engine::http::{Origins, Request, Response, Scheme};
 use blast_engine::{Resume, Step};
@@ -302,7 +301,7 @@ fn build_request(
                 if !(seconds > 0.0 && seconds.is_finite()) {
                     return Err(err("timeout must be a positive number of seconds", pos));
                 }
-                request.timeout = Some(Duration::from_secs_f64(seconds));
+                request.timeout = Some(crate::language::duration_of(seconds, "timeout", pos)?);
             }
             other => return Err(err(unknown_option(other), pos)),
         }
@@ -650,7 +649,7 @@ mod tests {
         assert_eq!(r.path, "/s?q=a%20b%26c");
         assert_eq!(r.name, "/search");
         assert_eq!(r.headers, vec![("X-A".to_string(), "1".to_string())]);
-        assert_eq!(r.timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(r.timeout, Some(std::time::Duration::from_millis(2500)));
         let mut bad = Map::new();
         bad.insert("header".into(), Dynamic::UNIT);
         let e = build_request(&c, Method::Get, "/", Some(bad), Position::NONE).unwrap_err();

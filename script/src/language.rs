@@ -36,6 +36,28 @@ const YIELD_EVERY: u64 = 4096;
 /// The value `stop_user()` terminates a piece of work with.
 pub(crate) const STOP_USER: &str = "blast:stop_user";
 
+/// The longest time a script may name (a sleep, a timeout, a metric): about
+/// 31 years. Longer ones cannot be added to a clock reading.
+pub(crate) const MAX_SECONDS: f64 = 1e9;
+
+/// `seconds` (checked to be 0 or more by the caller) as a duration, or an
+/// error naming `what` when it is longer than [`MAX_SECONDS`].
+pub(crate) fn duration_of(
+    seconds: f64,
+    what: &str,
+    pos: Position,
+) -> Result<Duration, Box<EvalAltResult>> {
+    if seconds <= MAX_SECONDS
+        && let Ok(d) = Duration::try_from_secs_f64(seconds)
+    {
+        return Ok(d);
+    }
+    Err(err(
+        format!("{what} is {seconds:e} seconds: at most {MAX_SECONDS:e} seconds can be said"),
+        pos,
+    ))
+}
+
 pub(crate) fn err(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(
         Dynamic::from(message.into()),
@@ -242,7 +264,8 @@ fn register_utilities(engine: &mut Engine, context: &EngineContext) {
         let s = non_negative(&seconds, "sleep's seconds", pos)?;
         crate::request_hook::run_from(&ctx);
         with_ctx(|c| c.pending_open = false);
-        in_user(Step::Sleep(Duration::from_secs_f64(s)), "sleep()", pos)
+        let duration = duration_of(s, "sleep's time", pos)?;
+        in_user(Step::Sleep(duration), "sleep()", pos)
     }
     // Rhai's own sleep(INT) and sleep(FLOAT) block the thread, so the whole
     // shard, and match those arguments before a `Dynamic` one: override
@@ -322,10 +345,11 @@ fn register_utilities(engine: &mut Engine, context: &EngineContext) {
         |ctx: NativeCallContext, name: &str, value_ms: Dynamic| {
             let pos = ctx.call_position();
             let ms = non_negative(&value_ms, "metric's milliseconds", pos)?;
+            let elapsed = duration_of(ms / 1000.0, "metric's time", pos)?;
             in_user(
                 Step::Metric {
                     name: name.to_string(),
-                    elapsed: Duration::from_secs_f64(ms / 1000.0),
+                    elapsed,
                 },
                 "metric()",
                 pos,

@@ -373,7 +373,8 @@ pub(crate) fn shared_module(store: Arc<SharedStore>, feeds: Rc<Feeds>) -> Module
                     pos,
                 ));
             }
-            wait(&s, &call, key, Some(Duration::from_secs_f64(seconds)))
+            let limit = crate::language::duration_of(seconds, "store::wait's timeout", pos)?;
+            wait(&s, &call, key, Some(limit))
         },
     );
     module

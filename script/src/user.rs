@@ -564,7 +564,7 @@ impl Plan {
                     .as_float()
                     .or_else(|_| v.as_int().map(|i| i as f64))
                     .ok()
-                    .filter(|s| *s >= 0.0)
+                    .filter(|s| *s >= 0.0 && *s <= crate::language::MAX_SECONDS)
                     .and_then(|s| Duration::try_from_secs_f64(s).ok());
                 seconds.ok_or_else(|| {
                     Outcome::Failed(ScriptError {
