@@ -351,7 +351,12 @@ struct ScriptUser {
     result: Option<String>,
     /// What a hook is called with (on_spawning_complete's user count).
     args: Vec<Dynamic>,
+    /// What the custom wait function last answered.
+    last_custom_wait: Option<Duration>,
 }
+
+/// The wait after a custom wait function failed before it ever answered.
+const WAIT_AFTER_A_FAILED_WAIT: Duration = Duration::from_secs(1);
 
 impl ScriptUser {
     fn new(shared: Rc<Shared>, role: Role, mut ctx: UserCtx) -> ScriptUser {
@@ -370,6 +375,7 @@ impl ScriptUser {
             task_started: Instant::now(),
             result: None,
             args: Vec::new(),
+            last_custom_wait: None,
         }
     }
 
@@ -729,7 +735,17 @@ impl VirtualUser for ScriptUser {
         let wait = self.wait_at(self.groups.len());
         if let WaitTime::Custom(_) = wait {
             // Its function ran at the end of the task.
-            return Wait::For(self.ctx.custom_wait.take().unwrap_or_default());
+            // A function that failed (its error is counted) must not
+            // make the user hammer the target: it waits as long as the
+            // function last said, or a second if it never answered.
+            let wait = self
+                .ctx
+                .custom_wait
+                .take()
+                .or(self.last_custom_wait)
+                .unwrap_or(WAIT_AFTER_A_FAILED_WAIT);
+            self.last_custom_wait = Some(wait);
+            return Wait::For(wait);
         }
         match wait.period() {
             Some(period) => Wait::Pace(period),
@@ -964,7 +980,23 @@ mod tests {
                 location: "u.rhai:3:14".into(),
             })
         );
-        assert_eq!(user.wait(), Wait::For(Duration::ZERO));
+        // Never answered: a second, not back to back.
+        assert_eq!(user.wait(), Wait::For(Duration::from_secs(1)));
+        // After a good answer, a failure keeps the last one.
+        let flaky = shard_of(
+            "user(\"A\", #{ wait: Fn(\"my_wait\"), tasks: [Fn(\"t\")] });\n\
+             fn t() { this.n = if this.n == () { 1 } else { this.n + 1 }; }\n\
+             fn my_wait() { if this.n == 1 { 0.25 } else { throw \"broken\" } }\n",
+            1,
+        );
+        let mut user = flaky.new_user(0);
+        assert_eq!(sleeps(&mut user, Work::Task).1, Outcome::Completed);
+        assert_eq!(user.wait(), Wait::For(Duration::from_millis(250)));
+        assert!(matches!(
+            sleeps(&mut user, Work::Task).1,
+            Outcome::Failed(_)
+        ));
+        assert_eq!(user.wait(), Wait::For(Duration::from_millis(250)));
     }
 
     #[test]
