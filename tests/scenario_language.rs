@@ -822,6 +822,28 @@ fn next() {
         "{}",
         ran.stderr
     );
+    // Options in a variable: the file is read as they say at run time, so
+    // before the run only that it can be read is checked (a one-line file
+    // without a header is no header with no rows), and a missing one is
+    // still found.
+    scratch.file("token.csv", "abc123\n");
+    let held = scratch.file(
+        "held.rhai",
+        "user(\"U\", #{ tasks: [Fn(\"t\")] });\nfn t() { let o = #{ header: false }; feed(\"token.csv\", o); }\n",
+    );
+    let ran = blast(&["check", "-s", held.to_str().unwrap()]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let gone = scratch.file(
+        "gone.rhai",
+        "user(\"U\", #{ tasks: [Fn(\"t\")] });\nfn t() { let o = #{ header: false }; feed(\"gone.csv\", o); }\n",
+    );
+    let ran = blast(&["check", "-s", gone.to_str().unwrap()]);
+    assert_ne!(ran.code, 0);
+    assert!(
+        ran.stderr.contains("gone.rhai:2:38: cannot read data file"),
+        "{}",
+        ran.stderr
+    );
 }
 
 #[test]

@@ -386,16 +386,22 @@ fn check_data_files(file: &str, ast: &AST, feeds: &Feeds) -> Result<(), Scenario
             && let Some(Expr::StringConstant(data, _)) = call.args.first()
             && missing.is_none()
         {
-            let options = match call.args.get(1) {
+            let path = feeds.resolve(data);
+            let checked = match call.args.get(1) {
+                None => crate::data::load(&path, FeedOptions::default().header).map(drop),
                 Some(Expr::DynamicConstant(value, _)) => match value.read_lock::<rhai::Map>() {
-                    Some(map) => FeedOptions::of(&map),
-                    None => Ok(FeedOptions::default()),
+                    Some(map) => FeedOptions::of(&map)
+                        .and_then(|options| crate::data::load(&path, options.header))
+                        .map(drop),
+                    None => Ok(()),
                 },
-                _ => Ok(FeedOptions::default()),
+                // Options known only at run time: how to read the file is
+                // theirs to say, so only that it can be read is checked.
+                Some(_) => std::fs::File::open(&path)
+                    .map(drop)
+                    .map_err(|e| format!("cannot read data file {}: {e}", path.display())),
             };
-            if let Err(e) =
-                options.and_then(|options| crate::data::load(&feeds.resolve(data), options.header))
-            {
+            if let Err(e) = checked {
                 missing = Some((e, *pos));
             }
         }
