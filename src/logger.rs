@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
@@ -17,10 +18,13 @@ use crate::cli::LogLevel;
 /// The one logger of the process; [`configure`] sets where it writes.
 struct Logger {
     file: Mutex<Option<File>>,
+    /// Whether `file` holds one (read without the lock).
+    has_file: AtomicBool,
 }
 
 static LOGGER: Logger = Logger {
     file: Mutex::new(None),
+    has_file: AtomicBool::new(false),
 };
 
 impl Log for Logger {
@@ -38,12 +42,18 @@ impl Log for Logger {
             Level::Warn => eprintln!("warning: {message}"),
             Level::Info | Level::Debug | Level::Trace => eprintln!("{message}"),
         }
-        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(file) = file.as_mut() {
+        if self.has_file.load(Ordering::Relaxed) {
+            // The line is made before the lock, and written with one call:
+            // shards log from their own threads, so the lock is held only
+            // for that write.
             let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
-            // A log line that cannot be written is not worth stopping a run
-            // for; the file's trouble shows when it was opened.
-            let _ = writeln!(file, "[{now}] {}: {message}", level_name(record.level()));
+            let line = format!("[{now}] {}: {message}\n", level_name(record.level()));
+            let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(file) = file.as_mut() {
+                // A log line that cannot be written is not worth stopping a
+                // run for; the file's trouble shows when it was opened.
+                let _ = file.write_all(line.as_bytes());
+            }
         }
     }
 
@@ -90,6 +100,7 @@ pub fn configure(level: LogLevel, file: Option<&Path>) -> anyhow::Result<()> {
         None => None,
     };
     let _ = log::set_logger(&LOGGER);
+    LOGGER.has_file.store(file.is_some(), Ordering::Relaxed);
     *LOGGER.file.lock().unwrap_or_else(|p| p.into_inner()) = file;
     log::set_max_level(filter(level));
     Ok(())
