@@ -912,6 +912,33 @@ fn the_open_model_starts_exactly_the_rate_times_the_duration() {
         assert_eq!(summary["iterations"]["completed"], want, "{args:?}");
         assert_eq!(summary["iterations"]["dropped"], 0, "{args:?}");
     }
+    // With every output to set up first (their files are made before the
+    // run's clock starts), still exactly rate × duration.
+    let csv = scratch.path("exact");
+    let html = scratch.path("exact.html");
+    let args = [
+        "--rate",
+        "1000/s",
+        "-t",
+        "3s",
+        "--cores",
+        "1",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--csv-full-history",
+        "--html",
+        html.to_str().unwrap(),
+    ];
+    {
+        let want = 3000;
+        let target = start_target(None);
+        let (_, summary) = run_json(&scenario, &url(&target), &args);
+        let counts = target.counts();
+        target.stop();
+        assert_eq!(counts.path("/"), want, "{args:?}");
+        assert_eq!(summary["iterations"]["completed"], want, "{args:?}");
+        assert_eq!(summary["iterations"]["dropped"], 0, "{args:?}");
+    }
 }
 
 /// `shape(elapsed, ctx)`: `ctx.users` and `ctx.rate` say what the run is

@@ -159,12 +159,7 @@ pub(crate) fn run(
 ) -> Result<RunOutcome, RunError> {
     let mut stats = RunStats::default();
     let mut reset_pending = plan.reset_stats;
-    // Rates are over the time since the statistics began: the start, or the
-    // reset.
-    let mut stats_since = Instant::now();
     let terminal = std::io::stderr().is_terminal();
-    let started = Instant::now();
-    let started_ms = unix_ms();
     let quiet = plan.outputs.quiet;
     // The live table and the progress; `--quiet` and `--only-summary` drop
     // both.
@@ -185,6 +180,16 @@ pub(crate) fn run(
             }
         },
     };
+    // The run's clock starts once its outputs are ready (creating them can
+    // take a while, and a FIFO waits for its reader), just before the
+    // first load command: the planned end below is on the same clock as
+    // the schedule the node starts then, so an open model starts exactly
+    // rate × duration.
+    let started = Instant::now();
+    let started_ms = unix_ms();
+    // Rates are over the time since the statistics began: the start, or the
+    // reset.
+    let mut stats_since = started;
     let mut next_csv = started + CSV_REWRITE_INTERVAL;
     let mut threshold_abort: Option<ThresholdResult> = None;
     let end = plan.duration.map(|d| started + d);
