@@ -1049,7 +1049,7 @@ fn on_spawning_complete(users) { http::get("/spawned/before", #{ expect: [404] }
 "#,
     );
     let target = start_target(None);
-    let (_, summary) = run_json(
+    let (ran, summary) = run_json(
         &scenario,
         &url(&target),
         &[
@@ -1069,6 +1069,12 @@ fn on_spawning_complete(users) { http::get("/spawned/before", #{ expect: [404] }
     target.stop();
     assert_eq!(counts.path("/spawned/before"), 1);
     assert_eq!(counts.path("/spawned/after"), 0);
+    // Ended by the run's stop, as documented: not a failure to warn of.
+    assert!(
+        !ran.stderr.contains("on_spawning_complete failed"),
+        "{}",
+        ran.stderr
+    );
     let duration = summary["duration_s"].as_f64().unwrap();
     assert!(duration < 20.0, "{duration}");
     // No parameter; and a hook that throws is a script error and a warning.

@@ -243,7 +243,12 @@ pub(crate) async fn run_shard(
     let mut ramp: Option<Task<()>> = None;
     let mut arrivals: Option<Task<()>> = None;
     // Run-wide hooks that run beside the users (on_spawning_complete).
-    let mut hooks: Vec<Task<()>> = Vec::new();
+    // Each with its number; a finished one's number lands in `hooks_done`,
+    // and it is dropped when the next starts (a long soak with a shape
+    // completes a ramp every few seconds).
+    let mut hooks: Vec<(u64, Task<()>)> = Vec::new();
+    let hooks_done: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let mut hooks_started = 0u64;
     let mut users_stopped = false;
     while let Ok(command) = commands.recv_async().await {
         match command {
@@ -267,11 +272,12 @@ pub(crate) async fn run_shard(
             ShardCommand::StopUsers => {
                 drop(ramp.take());
                 drop(arrivals.take());
-                stop_users(&shard, &hard_stop).await;
                 // Hooks still going end at their next step; one stuck in a
-                // request gets the stop timeout (all together), then is cut.
+                // request gets what is left of the users' stop timeout,
+                // then is cut.
                 let deadline = Instant::now() + shard.settings.stop_timeout;
-                for hook in hooks.drain(..) {
+                stop_users(&shard, &hard_stop).await;
+                for (_, hook) in hooks.drain(..) {
                     let left = deadline.saturating_duration_since(Instant::now());
                     let _ = runtime::with_timeout(left, hook).await;
                 }
@@ -282,11 +288,17 @@ pub(crate) async fn run_shard(
                 // Beside the users, so the shard keeps taking commands; it
                 // ends at its next request or sleep once the run stops.
                 if !users_stopped {
-                    let shard = shard.clone();
-                    hooks.push(runtime::spawn(async move {
+                    let done: Vec<u64> = hooks_done.borrow_mut().drain(..).collect();
+                    hooks.retain(|(number, _)| !done.contains(number));
+                    let (shard, finished) = (shard.clone(), hooks_done.clone());
+                    let number = hooks_started;
+                    hooks_started += 1;
+                    let task = runtime::spawn(async move {
                         let result = run_hook(&shard, hook, &shard.stopping).await;
                         let _ = shard.reports.send(ShardReport::HookDone(hook, result));
-                    }));
+                        finished.borrow_mut().push(number);
+                    });
+                    hooks.push((number, task));
                 }
             }
             ShardCommand::RunHook(hook) => {
@@ -331,6 +343,8 @@ async fn run_hook(
     {
         Outcome::Completed | Outcome::StopUser => Ok(user.result()),
         Outcome::Failed(e) => Err(format!("{} ({})", e.message, e.location)),
+        // The run stopping ends this hook at its next step, as documented.
+        Outcome::Aborted if matches!(hook, TestHook::SpawningComplete(_)) => Ok(None),
         Outcome::Aborted => Err("stopped before it finished".into()),
     }
 }
