@@ -17,6 +17,9 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+/// How far off a change is that no clock can say: a century.
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// Run-wide user counts along a straight line: from `from` at `at`
 /// towards `to`, one change every `1/rate` seconds, the first at `at`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -32,7 +35,12 @@ impl RampLine {
     /// When change number `step` (0 for the first) is due.
     pub(crate) fn due(&self, step: u64) -> Instant {
         if self.rate.is_finite() && self.rate > 0.0 {
-            self.at + Duration::from_secs_f64(step as f64 / self.rate)
+            // A tiny rate (a shape's `spawn_rate: 1e-20`) puts a change past
+            // any clock: then it is due in a century, that is never.
+            Duration::try_from_secs_f64(step as f64 / self.rate)
+                .ok()
+                .and_then(|after| self.at.checked_add(after))
+                .unwrap_or_else(|| self.at + NEVER)
         } else {
             self.at
         }
@@ -140,6 +148,15 @@ pub(crate) fn changes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_too_small_for_a_clock_is_never_due() {
+        let t0 = Instant::now();
+        let slow = line(0, 10, 1e-300, t0);
+        assert_eq!(slow.due(0), t0);
+        assert!(slow.due(1) > t0 + secs(1e9));
+        assert_eq!(slow.position(t0 + secs(3600.0)), 1);
+    }
 
     #[test]
     fn a_ramp_to_a_huge_count_is_planned_as_it_goes() {

@@ -101,7 +101,7 @@ impl Schedule {
         if !tau.is_finite() {
             return None;
         }
-        Some(self.at + Duration::try_from_secs_f64(tau).ok()?)
+        self.at.checked_add(Duration::try_from_secs_f64(tau).ok()?)
     }
 }
 
