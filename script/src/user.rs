@@ -36,6 +36,9 @@ pub(crate) struct UserCtx {
     pub(crate) pending_open: bool,
     /// `interrupt()` was called: leave the current group after this task.
     pub(crate) interrupt: bool,
+    /// A group's on_start failed: the groups entered with it are left, so
+    /// their on_start runs again when they are next picked.
+    pub(crate) group_start_failed: bool,
     /// `stop_user()` was called.
     pub(crate) stop_user: bool,
     /// What the custom wait function returned after the last task.
@@ -60,6 +63,7 @@ impl UserCtx {
             interrupt: false,
             stop_user: false,
             custom_wait: None,
+            group_start_failed: false,
             this: None,
             in_hook: false,
             finished_request: None,
@@ -353,6 +357,8 @@ struct ScriptUser {
     args: Vec<Dynamic>,
     /// What the custom wait function last answered.
     last_custom_wait: Option<Duration>,
+    /// How many groups the user was in before its latest task's pick.
+    entered: usize,
 }
 
 /// The wait after a custom wait function failed before it ever answered.
@@ -376,6 +382,7 @@ impl ScriptUser {
             result: None,
             args: Vec::new(),
             last_custom_wait: None,
+            entered: 0,
         }
     }
 
@@ -435,6 +442,13 @@ impl ScriptUser {
                         .ok()
                         .filter(|v| !v.is_null())
                         .map(|v| v.to_string());
+                }
+                if self.ctx.group_start_failed {
+                    // As Locust drops a TaskSet whose on_start raised: the
+                    // groups entered with this task are left unstarted.
+                    self.ctx.group_start_failed = false;
+                    self.ctx.interrupt = false;
+                    self.groups.truncate(self.entered);
                 }
                 if self.ctx.interrupt {
                     self.ctx.interrupt = false;
@@ -509,6 +523,12 @@ struct Plan {
     /// What the functions are called with (a hook's arguments; none for
     /// tasks).
     args: Vec<Dynamic>,
+    /// How many of `functions` are on_start hooks of groups just entered.
+    group_starts: usize,
+    /// Run every function even after one failed (the stop hooks: a
+    /// group's failing on_stop must not skip the type's); the first error
+    /// is the outcome.
+    keep_going: bool,
 }
 
 impl Plan {
@@ -535,12 +555,20 @@ impl Plan {
         let call = |this: &mut Dynamic, function: &str| call_with(this, function, Vec::new());
         let mut value = Dynamic::UNIT;
         let mut outcome = Outcome::Completed;
-        for function in &self.functions {
+        for (i, function) in self.functions.iter().enumerate() {
             match call_with(this, function, self.args.clone()) {
                 Ok(v) => value = v,
                 Err(ended) => {
-                    outcome = ended;
-                    break;
+                    let stopping = matches!(ended, Outcome::Aborted | Outcome::StopUser);
+                    if i < self.group_starts && !stopping {
+                        with_ctx(|c| c.group_start_failed = true);
+                    }
+                    if outcome == Outcome::Completed || stopping {
+                        outcome = ended;
+                    }
+                    if stopping || !self.keep_going {
+                        break;
+                    }
                 }
             }
         }
@@ -671,6 +699,8 @@ impl VirtualUser for ScriptUser {
                     .iter()
                     .filter_map(|g| g.group.on_start.clone())
                     .collect();
+                plan.group_starts = plan.functions.len();
+                self.entered = entered;
                 plan.functions.push(task);
                 plan.on_interrupt = self.groups.last().and_then(|g| g.group.on_stop.clone());
                 let custom = |w: WaitTime| match w {
@@ -697,6 +727,7 @@ impl VirtualUser for ScriptUser {
                     .collect();
                 plan.functions
                     .extend(self.user_type().and_then(|u| u.on_stop.clone()));
+                plan.keep_going = true;
             }
             (Work::OnStart, Role::Hook(name)) => {
                 plan.functions.push(name.to_string());
@@ -919,6 +950,31 @@ mod tests {
         // Stopping while in the group leaves it, then the user's on_stop.
         let done = Outcome::Completed;
         assert_eq!(sleeps(&mut user, Work::OnStop), (vec![2.0, 4.0], done));
+    }
+
+    #[test]
+    fn a_group_whose_on_start_fails_is_left_and_a_failing_on_stop_skips_nothing() {
+        // enter() fails the first time: the user is not left in the group
+        // without its setup, so the next pick enters (and sets up) again.
+        let shard = shard_of(
+            "user(\"A\", #{ on_stop: Fn(\"bye\"), tasks: [group(#{ on_start: Fn(\"enter\"), on_stop: Fn(\"leave\"), tasks: [Fn(\"inside\")] })] });\n\
+             fn enter() { this.tries = if this.tries == () { 1 } else { this.tries + 1 }; sleep(1); if this.tries == 1 { throw \"no setup\" } }\n\
+             fn leave() { sleep(2); throw \"leave failed\" }\n\
+             fn inside() { sleep(3); }\n\
+             fn bye() { sleep(4); }\n",
+            1,
+        );
+        let mut user = shard.new_user(0);
+        let (slept, outcome) = sleeps(&mut user, Work::Task);
+        assert_eq!(slept, vec![1.0]);
+        assert!(matches!(outcome, Outcome::Failed(e) if e.message.contains("no setup")));
+        let done = Outcome::Completed;
+        assert_eq!(sleeps(&mut user, Work::Task), (vec![1.0, 3.0], done));
+        // The group's on_stop fails; the type's still runs, and the error
+        // is the outcome.
+        let (slept, outcome) = sleeps(&mut user, Work::OnStop);
+        assert_eq!(slept, vec![2.0, 4.0]);
+        assert!(matches!(outcome, Outcome::Failed(e) if e.message.contains("leave failed")));
     }
 
     #[test]
